@@ -173,6 +173,9 @@ func (s *Store) AckOutbox(ctx context.Context, keys []uint64) error { panic("not
 // Cursor returns the value stored under name in the metadata bucket, or "".
 func (s *Store) Cursor(name string) (string, error) { panic("not implemented") }
 
+// SetCursor stores value under name in the metadata bucket, durably.
+func (s *Store) SetCursor(ctx context.Context, name, value string) error { panic("not implemented") }
+
 // Prune deletes read notifications created before olderThan, and expired
 // idempotency keys and tombstones, and returns how many notifications it deleted.
 func (s *Store) Prune(ctx context.Context, olderThan time.Time) (int, error) {
