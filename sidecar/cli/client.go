@@ -1,0 +1,163 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/heraldhq/herald/sdk/herald"
+	"github.com/heraldhq/herald/sidecar/config"
+)
+
+// clientFlags are the flags every client command shares.
+type clientFlags struct {
+	socket string
+	user   string
+}
+
+func (f *clientFlags) register(fs *flag.FlagSet) {
+	def := config.Default()
+	fs.StringVar(&f.socket, "socket", def.SocketPath(), "Unix socket of a running `herald serve`")
+	fs.StringVar(&f.user, "user", "", "user id (required)")
+}
+
+func (f *clientFlags) attach(ctx context.Context) (*herald.Client, error) {
+	if f.user == "" {
+		return nil, usagef("--user is required")
+	}
+	return herald.Attach(ctx, f.socket)
+}
+
+func notifyCommand(io ioPair) *ffcli.Command {
+	var cf clientFlags
+	fs := flag.NewFlagSet("herald notify", flag.ContinueOnError)
+	cf.register(fs)
+	typ := fs.String("type", "", "the event's name, e.g. task.assigned (required)")
+	title := fs.String("title", "", "title shown to the user (required)")
+	body := fs.String("body", "", "longer text")
+	link := fs.String("link", "", "where the notification leads, e.g. /tasks/17")
+	data := fs.String("data", "", "a JSON object for the page's own use")
+	key := fs.String("idempotency-key", "", "a retry with the same key returns the first notification")
+	return &ffcli.Command{
+		Name:       "notify",
+		ShortUsage: "herald notify [--socket PATH] --user ID --type T --title S [--body] [--link] [--data JSON]",
+		ShortHelp:  "create a notification and print it as JSON",
+		FlagSet:    fs,
+		Exec: func(ctx context.Context, args []string) error {
+			if err := noArgs(args); err != nil {
+				return err
+			}
+			c, err := cf.attach(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			n, err := c.CreateNotification(ctx, herald.NewNotification{
+				UserID: cf.user, Type: *typ, Title: *title, Body: *body, Link: *link,
+				Data: json.RawMessage(*data), IdempotencyKey: *key,
+			})
+			if err != nil {
+				return err
+			}
+			return printJSON(io.out, n)
+		},
+	}
+}
+
+func unreadCommand(io ioPair) *ffcli.Command {
+	var cf clientFlags
+	fs := flag.NewFlagSet("herald unread", flag.ContinueOnError)
+	cf.register(fs)
+	return &ffcli.Command{
+		Name:       "unread",
+		ShortUsage: "herald unread [--socket PATH] --user ID",
+		ShortHelp:  "print a user's unread notifications, one JSON object per line, oldest first",
+		FlagSet:    fs,
+		Exec: func(ctx context.Context, args []string) error {
+			if err := noArgs(args); err != nil {
+				return err
+			}
+			c, err := cf.attach(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var all []herald.Notification
+			before := ""
+			for {
+				page, err := c.ListNotifications(ctx, herald.ListOptions{
+					UserID: cf.user, UnreadOnly: true, Before: before, Limit: 100,
+				})
+				if err != nil {
+					return err
+				}
+				all = append(all, page.Notifications...)
+				if page.Next == "" {
+					break
+				}
+				before = page.Next
+			}
+			slices.Reverse(all) // pages are newest first
+			for _, n := range all {
+				if err := printJSON(io.out, n); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+}
+
+func readCommand(io ioPair) *ffcli.Command {
+	var cf clientFlags
+	var ids multiFlag
+	fs := flag.NewFlagSet("herald read", flag.ContinueOnError)
+	cf.register(fs)
+	fs.Var(&ids, "id", "a notification id to mark read (repeatable)")
+	all := fs.Bool("all", false, "mark all of the user's notifications read")
+	return &ffcli.Command{
+		Name:       "read",
+		ShortUsage: "herald read [--socket PATH] --user ID (--id ID ... | --all)",
+		ShortHelp:  "mark notifications read; prints nothing on success",
+		FlagSet:    fs,
+		Exec: func(ctx context.Context, args []string) error {
+			if err := noArgs(args); err != nil {
+				return err
+			}
+			if *all == (len(ids) > 0) {
+				return usagef("give either --id (one or more) or --all")
+			}
+			c, err := cf.attach(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if *all {
+				_, err = c.MarkAllRead(ctx, cf.user)
+				return err
+			}
+			_, err = c.MarkRead(ctx, cf.user, ids)
+			return err
+		},
+	}
+}
+
+// multiFlag collects a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return fmt.Sprint([]string(*m)) }
+func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
+
+func printJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
