@@ -1,0 +1,79 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/heraldhq/herald/sidecar/notification"
+)
+
+// The stored form of a notification is small and binary, because every
+// create encodes one and every sync decodes hundreds (JSON cost several times
+// more per notification). The user ID and ID live in the key, the read state
+// in the unread index, so the value holds only:
+//
+//	version byte (1)
+//	created_at   varint, Unix nanoseconds
+//	type, title, body, link, data   each uvarint length ‖ bytes
+const codecVersion = 1
+
+var errCorrupt = errors.New("store: corrupt notification record")
+
+// encodeNotification returns the stored value of n.
+func encodeNotification(n *notification.Notification) []byte {
+	size := 1 + binary.MaxVarintLen64 + 5*binary.MaxVarintLen32 +
+		len(n.Type) + len(n.Title) + len(n.Body) + len(n.Link) + len(n.Data)
+	b := make([]byte, 0, size)
+	b = append(b, codecVersion)
+	b = binary.AppendVarint(b, n.CreatedAt.UnixNano())
+	for _, s := range [...]string{n.Type, n.Title, n.Body, n.Link} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	b = binary.AppendUvarint(b, uint64(len(n.Data)))
+	return append(b, n.Data...)
+}
+
+// decodeNotification decodes a stored value. It copies everything out of v,
+// which may be memory of a bbolt transaction.
+func decodeNotification(userID string, id ulid.ULID, v []byte, isRead bool) (notification.Notification, error) {
+	if len(v) < 1 || v[0] != codecVersion {
+		return notification.Notification{}, errCorrupt
+	}
+	v = v[1:]
+	nanos, w := binary.Varint(v)
+	if w <= 0 {
+		return notification.Notification{}, errCorrupt
+	}
+	v = v[w:]
+	var fields [5][]byte
+	for i := range fields {
+		n, w := binary.Uvarint(v)
+		if w <= 0 || uint64(len(v)-w) < n {
+			return notification.Notification{}, errCorrupt
+		}
+		fields[i] = v[w : w+int(n)]
+		v = v[w+int(n):]
+	}
+	if len(v) != 0 {
+		return notification.Notification{}, errCorrupt
+	}
+	n := notification.Notification{
+		ID:        id.String(),
+		UserID:    userID,
+		Type:      string(fields[0]),
+		Title:     string(fields[1]),
+		Body:      string(fields[2]),
+		Link:      string(fields[3]),
+		CreatedAt: time.Unix(0, nanos).UTC(),
+		IsRead:    isRead,
+	}
+	if len(fields[4]) > 0 {
+		n.Data = json.RawMessage(append([]byte(nil), fields[4]...))
+	}
+	return n, nil
+}

@@ -1,0 +1,299 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/oklog/ulid/v2"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/heraldhq/herald/sidecar/notification"
+)
+
+// MaxListLimit is the largest page List returns.
+const MaxListLimit = 100
+
+// ListQuery selects a page of a user's notifications, newest first.
+type ListQuery struct {
+	UserID     string
+	UnreadOnly bool
+	// Before, when not empty, lists only notifications with a lower ID.
+	Before string
+	// Limit is 1 to MaxListLimit.
+	Limit int
+}
+
+// Page is one page of notifications, newest first.
+type Page struct {
+	Notifications []notification.Notification
+	// Next is the cursor for the next page (the ID of the last entry), or
+	// empty when there are no more.
+	Next string
+}
+
+// Create stores drafts in one durable commit and returns them as stored, in
+// order. The drafts must be valid (Draft.Validate); Create checks only the user
+// IDs, which it needs for its keys. A draft whose idempotency key was used
+// before for the same user (in an earlier call, or earlier in this call)
+// returns the first notification, changes nothing and emits no event; if that
+// notification has since been deleted or pruned, the key counts as unused.
+// Each new notification emits a KindCreated event and, when the store is
+// replicated, an outbox record.
+func (s *Store) Create(ctx context.Context, drafts []notification.Draft) ([]notification.Notification, error) {
+	if len(drafts) == 0 {
+		return nil, nil
+	}
+	for i := range drafts {
+		if err := notification.ValidateUserID(drafts[i].UserID); err != nil {
+			return nil, fmt.Errorf("create: %w", notification.WithPrefix(fmt.Sprintf("drafts[%d]", i), err))
+		}
+	}
+	out := make([]notification.Notification, len(drafts))
+	err := s.submit(ctx, func(w *wtx) error {
+		for i := range drafts {
+			n, err := w.create(&drafts[i])
+			if err != nil {
+				return err
+			}
+			out[i] = n
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create: %w", err)
+	}
+	return out, nil
+}
+
+// create stores one draft, or finds the notification of its idempotency key.
+func (w *wtx) create(d *notification.Draft) (notification.Notification, error) {
+	uk := userKey(d.UserID)
+
+	// A used idempotency key answers with the first notification.
+	var ik []byte
+	if d.IdempotencyKey != "" {
+		ik = append(uk[:len(uk):len(uk)], d.IdempotencyKey...)
+		if v := w.idem.Get(ik); len(v) == idLen {
+			n, ok, err := w.get(uk, d.UserID, ulid.ULID(v))
+			if err != nil || ok {
+				return n, err
+			}
+		}
+	}
+
+	// Store the notification, its unread entry and the count.
+	id, err := w.s.newID()
+	if err != nil {
+		return notification.Notification{}, err
+	}
+	n := notification.Notification{
+		ID:        id.String(),
+		UserID:    d.UserID,
+		Type:      d.Type,
+		Title:     d.Title,
+		Body:      d.Body,
+		Link:      d.Link,
+		Data:      bytes.Clone(d.Data),
+		CreatedAt: ulid.Time(id.Time()).UTC(),
+	}
+	if err := w.insert(uk, id, &n); err != nil {
+		return notification.Notification{}, err
+	}
+	if ik != nil {
+		if err := w.idem.Put(ik, id[:]); err != nil {
+			return notification.Notification{}, fmt.Errorf("put idempotency key: %w", err)
+		}
+	}
+
+	// Tell the sockets and the other replicas.
+	ev := n
+	ev.Data = bytes.Clone(n.Data)
+	if err := w.emit(uk, notification.Event{
+		UserID:       n.UserID,
+		Kind:         notification.KindCreated,
+		Notification: &ev,
+		UnreadCount:  int(w.unreadCount(uk)),
+	}); err != nil {
+		return notification.Notification{}, err
+	}
+	if err := w.putOutbox(notification.Change{
+		Kind:         notification.KindCreated,
+		UserID:       n.UserID,
+		Notification: &ev,
+	}); err != nil {
+		return notification.Notification{}, err
+	}
+	return n, nil
+}
+
+// insert puts a new notification, and its unread entry unless it is read.
+func (w *wtx) insert(uk []byte, id ulid.ULID, n *notification.Notification) error {
+	k := itemKey(uk, id)
+	if err := w.notifs.Put(k, encodeNotification(n)); err != nil {
+		return fmt.Errorf("put notification: %w", err)
+	}
+	if n.IsRead {
+		return nil
+	}
+	if err := w.unread.Put(k, nil); err != nil {
+		return fmt.Errorf("put unread entry: %w", err)
+	}
+	return w.setUnreadCount(uk, w.unreadCount(uk)+1)
+}
+
+// get reads one notification of the user inside the writer's transaction.
+func (w *wtx) get(uk []byte, userID string, id ulid.ULID) (notification.Notification, bool, error) {
+	k := itemKey(uk, id)
+	v := w.notifs.Get(k)
+	if v == nil {
+		return notification.Notification{}, false, nil
+	}
+	n, err := decodeNotification(userID, id, v, !exists(w.unread, k))
+	if err != nil {
+		return notification.Notification{}, false, fmt.Errorf("read %s: %w", id, err)
+	}
+	return n, true, nil
+}
+
+// newID returns the next ULID: monotonic within a millisecond and never
+// below the last one, even if the clock steps back. Writer goroutine only.
+func (s *Store) newID() (ulid.ULID, error) {
+	ms := ulid.Timestamp(s.opts.Now())
+	if ms < s.lastMs {
+		ms = s.lastMs
+	}
+	id, err := ulid.New(ms, s.entropy)
+	if errors.Is(err, ulid.ErrMonotonicOverflow) {
+		// Billions of IDs in one millisecond: borrow the next one.
+		ms++
+		id, err = ulid.New(ms, s.entropy)
+	}
+	if err != nil {
+		return ulid.ULID{}, fmt.Errorf("new id: %w", err)
+	}
+	s.lastMs = ms
+	return id, nil
+}
+
+// Get returns one notification of the user, or an error wrapping ErrNotFound
+// (also when the ID belongs to another user).
+func (s *Store) Get(userID, id string) (notification.Notification, error) {
+	if err := notification.ValidateUserID(userID); err != nil {
+		return notification.Notification{}, fmt.Errorf("get: %w", err)
+	}
+	uid, err := ulid.ParseStrict(id)
+	if err != nil {
+		return notification.Notification{}, fmt.Errorf("get: %w",
+			&notification.FieldError{Field: "id", Problem: "is not a valid id"})
+	}
+	uk := userKey(userID)
+	var n notification.Notification
+	err = s.view(func(tx *bolt.Tx) error {
+		k := itemKey(uk, uid)
+		v := tx.Bucket(bucketNotifications).Get(k)
+		if v == nil {
+			return ErrNotFound
+		}
+		var err error
+		n, err = decodeNotification(userID, uid, v, !exists(tx.Bucket(bucketUnread), k))
+		return err
+	})
+	if err != nil {
+		return notification.Notification{}, fmt.Errorf("get %s: %w", id, err)
+	}
+	return n, nil
+}
+
+// List returns one page of the user's notifications, newest first. It fails
+// with an error wrapping a *notification.FieldError for an invalid query.
+func (s *Store) List(q ListQuery) (Page, error) {
+	if err := notification.ValidateUserID(q.UserID); err != nil {
+		return Page{}, fmt.Errorf("list: %w", err)
+	}
+	if q.Limit < 1 || q.Limit > MaxListLimit {
+		return Page{}, fmt.Errorf("list: %w", &notification.FieldError{
+			Field: "limit", Problem: fmt.Sprintf("must be 1 to %d", MaxListLimit)})
+	}
+	var before ulid.ULID
+	if q.Before != "" {
+		var err error
+		if before, err = ulid.ParseStrict(q.Before); err != nil {
+			return Page{}, fmt.Errorf("list: %w",
+				&notification.FieldError{Field: "before", Problem: "is not a valid id"})
+		}
+	}
+
+	uk := userKey(q.UserID)
+	var page Page
+	err := s.view(func(tx *bolt.Tx) error {
+		notifs, unread := tx.Bucket(bucketNotifications), tx.Bucket(bucketUnread)
+		index := notifs
+		if q.UnreadOnly {
+			index = unread
+		}
+		c := index.Cursor()
+		var k []byte
+		if q.Before != "" {
+			k = seekBefore(c, itemKey(uk, before))
+		} else {
+			k = seekBefore(c, prefixEnd(uk))
+		}
+		for ; isItemOf(k, uk); k, _ = c.Prev() {
+			if len(page.Notifications) == q.Limit {
+				page.Next = page.Notifications[q.Limit-1].ID
+				break
+			}
+			id, _ := splitItemKey(k)
+			v := notifs.Get(k)
+			if v == nil {
+				return fmt.Errorf("unread entry %s without notification: %w", id, errCorrupt)
+			}
+			n, err := decodeNotification(q.UserID, id, v, !q.UnreadOnly && !exists(unread, k))
+			if err != nil {
+				return fmt.Errorf("read %s: %w", id, err)
+			}
+			page.Notifications = append(page.Notifications, n)
+		}
+		return nil
+	})
+	if err != nil {
+		return Page{}, fmt.Errorf("list: %w", err)
+	}
+	return page, nil
+}
+
+// seekBefore moves c to the last key below bound (the last key of all when
+// bound is nil) and returns it, or nil.
+func seekBefore(c *bolt.Cursor, bound []byte) []byte {
+	if bound == nil {
+		k, _ := c.Last()
+		return k
+	}
+	if k, _ := c.Seek(bound); k == nil {
+		k, _ = c.Last()
+		return k
+	}
+	k, _ := c.Prev()
+	return k
+}
+
+// isItemOf reports whether k is an item key (user key ‖ ID) of user key uk.
+func isItemOf(k, uk []byte) bool {
+	return len(k) == len(uk)+idLen && bytes.HasPrefix(k, uk)
+}
+
+// exists reports whether b holds key k, whatever its value (the unread index
+// stores empty values, which Get cannot tell from absent ones reliably).
+func exists(b *bolt.Bucket, k []byte) bool {
+	got, _ := b.Cursor().Seek(k)
+	return bytes.Equal(got, k)
+}
+
+// reversed returns ns in the opposite order, in place.
+func reversed(ns []notification.Notification) []notification.Notification {
+	slices.Reverse(ns)
+	return ns
+}

@@ -1,0 +1,255 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/heraldhq/herald/sidecar/notification"
+)
+
+// A request's life: queued by submit, then either taken by the writer (it
+// will be applied or fail with its batch, and the caller waits for that) or
+// abandoned by a caller whose ctx ended first (the writer skips it). The CAS
+// on state decides which, so a caller that returned ctx.Err() never has its
+// change applied behind its back.
+const (
+	reqQueued int32 = iota
+	reqTaken
+	reqAbandoned
+)
+
+// request is one write call waiting for the writer.
+type request struct {
+	ctx   context.Context
+	state atomic.Int32
+	// apply runs inside the batch's transaction on the writer goroutine. It
+	// returns reject(err) to refuse the request, and then must not have
+	// written anything; any other error fails the whole batch.
+	apply func(w *wtx) error
+	// done receives the request's answer; buffered so the writer never waits.
+	done chan error
+}
+
+// rejection marks an error of one request that leaves the batch going.
+type rejection struct{ err error }
+
+func (r *rejection) Error() string { return r.err.Error() }
+func (r *rejection) Unwrap() error { return r.err }
+
+// reject refuses the request being applied without failing its batch. The
+// caller must not have written anything before.
+func reject(err error) error { return &rejection{err: err} }
+
+// submit queues apply for the writer and waits until it is durable. It
+// returns ctx.Err() if ctx ends before the writer takes the request (the
+// request is then never applied), ErrClosed after Close, the request's own
+// rejection, or the batch's commit error.
+func (s *Store) submit(ctx context.Context, apply func(w *wtx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &request{ctx: ctx, apply: apply, done: make(chan error, 1)}
+
+	// Queue it. The queue is bounded: a full queue pushes back on callers.
+	s.sendMu.RLock()
+	if s.closed {
+		s.sendMu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case s.reqs <- r:
+		s.sendMu.RUnlock()
+	case <-ctx.Done():
+		s.sendMu.RUnlock()
+		return ctx.Err()
+	}
+
+	// Wait for the answer; give up only if the writer has not taken it yet.
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(reqQueued, reqAbandoned) {
+			return ctx.Err()
+		}
+		return <-r.done
+	}
+}
+
+// runWriter is the writer goroutine: it takes one request, drains whatever
+// else is queued up to MaxBatch, and commits them together. It ends when
+// Close has closed the queue and every queued request is answered.
+func (s *Store) runWriter() {
+	defer close(s.writerDone)
+	batch := make([]*request, 0, s.opts.MaxBatch)
+	for r := range s.reqs {
+		batch = append(batch[:0], r)
+	fill:
+		for len(batch) < s.opts.MaxBatch {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+		clear(batch)
+	}
+}
+
+// commit applies a batch in one transaction, hands its events to OnCommit
+// and answers every request.
+func (s *Store) commit(batch []*request) {
+	// Take the requests whose callers still wait.
+	live := make([]*request, 0, len(batch))
+	for _, r := range batch {
+		if !r.state.CompareAndSwap(reqQueued, reqTaken) {
+			continue
+		}
+		if err := r.ctx.Err(); err != nil {
+			r.done <- err
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+
+	// Apply them all in one transaction; a rejected request rolls back only
+	// its events (it wrote nothing).
+	w := &wtx{s: s}
+	answers := make([]error, len(live))
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		w.bind(tx)
+		for i, r := range live {
+			mark, afterMark := len(w.events), len(w.after)
+			err := r.apply(w)
+			var rj *rejection
+			if errors.As(err, &rj) {
+				answers[i] = rj.err
+				w.events, w.after = w.events[:mark], w.after[:afterMark]
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return w.flush()
+	})
+	if err != nil {
+		s.log.Error("store commit failed", "error", err, "requests", len(live))
+		err = fmt.Errorf("store commit: %w", err)
+		for _, r := range live {
+			r.done <- err
+		}
+		return
+	}
+
+	// Durable: publish, then answer, so an event is out before the host's "ok".
+	s.outboxDepth.Add(w.outboxDelta)
+	for _, f := range w.after {
+		f()
+	}
+	if len(w.events) > 0 && s.opts.OnCommit != nil {
+		s.opts.OnCommit(w.events)
+	}
+	for i, r := range live {
+		r.done <- answers[i]
+	}
+}
+
+// wtx is the writer's view of one batch transaction.
+type wtx struct {
+	s  *Store
+	tx *bolt.Tx
+
+	notifs, unread, counts, seqs, idem, tombs, outbox, meta *bolt.Bucket
+
+	events []notification.Event
+	after  []func()
+	// outboxDelta is how many outbox records the batch added minus removed.
+	outboxDelta int64
+}
+
+func (w *wtx) bind(tx *bolt.Tx) {
+	w.tx = tx
+	w.notifs = tx.Bucket(bucketNotifications)
+	w.unread = tx.Bucket(bucketUnread)
+	w.counts = tx.Bucket(bucketCounts)
+	w.seqs = tx.Bucket(bucketSeqs)
+	w.idem = tx.Bucket(bucketIdempotency)
+	w.tombs = tx.Bucket(bucketTombstones)
+	w.outbox = tx.Bucket(bucketOutbox)
+	w.meta = tx.Bucket(bucketMeta)
+}
+
+// flush runs at the end of the batch transaction, before the commit.
+func (w *wtx) flush() error { return nil }
+
+// afterCommit registers f to run on the writer after the batch is durable.
+func (w *wtx) afterCommit(f func()) { w.after = append(w.after, f) }
+
+// unreadCount returns the user's unread count.
+func (w *wtx) unreadCount(uk []byte) uint64 { return getUint64(w.counts.Get(uk)) }
+
+// setUnreadCount stores the user's unread count.
+func (w *wtx) setUnreadCount(uk []byte, n uint64) error {
+	if err := w.counts.Put(uk, putUint64(n)); err != nil {
+		return fmt.Errorf("put unread count: %w", err)
+	}
+	return nil
+}
+
+// emit gives ev the user's next Seq, persists it, and queues ev for OnCommit.
+func (w *wtx) emit(uk []byte, ev notification.Event) error {
+	seq := getUint64(w.seqs.Get(uk)) + 1
+	if err := w.seqs.Put(uk, putUint64(seq)); err != nil {
+		return fmt.Errorf("put seq: %w", err)
+	}
+	ev.Seq = seq
+	w.events = append(w.events, ev)
+	return nil
+}
+
+// putOutbox writes c as an outbox record when the store is replicated.
+func (w *wtx) putOutbox(c notification.Change) error {
+	if !w.s.opts.Replicated {
+		return nil
+	}
+	c.Origin = w.s.NodeID()
+	seq, err := w.outbox.NextSequence()
+	if err != nil {
+		return fmt.Errorf("outbox sequence: %w", err)
+	}
+	body, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode outbox change: %w", err)
+	}
+	v := make([]byte, 0, binary.MaxVarintLen64+len(c.UserID)+len(body))
+	v = appendUserKey(v, c.UserID)
+	v = append(v, body...)
+	if err := w.outbox.Put(putUint64(seq), v); err != nil {
+		return fmt.Errorf("put outbox record: %w", err)
+	}
+	w.outboxDelta++
+	return nil
+}
+
+// putCursor stores a named cursor.
+func (w *wtx) putCursor(name, value string) error {
+	if err := w.meta.Put([]byte(metaCursorPrefix+name), []byte(value)); err != nil {
+		return fmt.Errorf("put cursor %q: %w", name, err)
+	}
+	return nil
+}
