@@ -68,6 +68,9 @@ e.g. HERALD_REDIS_URL for --redis-url.`),
 	case err == nil:
 		return exitOK
 	case errors.Is(err, flag.ErrHelp):
+		if askedForHelp(args) {
+			return exitOK
+		}
 		return exitUsage
 	case isParseError(err):
 		fmt.Fprintf(stderr, "herald: %v (see herald %s --help)\n", err, commandName(args))
@@ -80,6 +83,16 @@ e.g. HERALD_REDIS_URL for --redis-url.`),
 		}
 		return exitError
 	}
+}
+
+func askedForHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--help", "help":
+			return true
+		}
+	}
+	return false
 }
 
 type ioPair struct{ out, err io.Writer }

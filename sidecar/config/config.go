@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 )
@@ -98,10 +99,11 @@ func (c *Config) SocketPath() string {
 	return filepath.Join(c.DataDir, "herald.sock")
 }
 
-// Validate reports every problem of c at once, joined, or nil.
+// Validate reports every problem of c at once, in one line separated by
+// "; ", or returns nil.
 func (c *Config) Validate() error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("--http-addr %q: want host:port", c.HTTPAddr)
@@ -153,7 +155,11 @@ func (c *Config) Validate() error {
 	default:
 		bad("--log-level must be trace, debug, info, warn or error, got %q", c.LogLevel)
 	}
-	return errors.Join(errs...)
+	if len(problems) == 0 {
+		return nil
+	}
+	sort.Strings(problems) // map iteration above is random; keep messages stable
+	return errors.New(strings.Join(problems, "; "))
 }
 
 func validRedisScheme(s string) bool {
