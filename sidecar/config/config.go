@@ -63,6 +63,9 @@ type Config struct {
 	Retention time.Duration
 	// ShutdownTimeout bounds a graceful stop. Default 10s.
 	ShutdownTimeout time.Duration
+	// Pprof mounts net/http/pprof under /debug/pprof/ on the HTTP listener.
+	// Default off: profiles reveal internals and cost CPU; enable for benchmarks.
+	Pprof bool
 	// LogFormat is "text" or "json". Default "text".
 	LogFormat string
 	// LogLevel is trace, debug, info, warn or error. Default "info".
@@ -193,6 +196,7 @@ func RegisterServeFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.MaxConnsPerUser, "max-conns-per-user", c.MaxConnsPerUser, "most sockets of one user on this replica")
 	fs.DurationVar(&c.Retention, "retention", c.Retention, "how long read notifications are kept")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "bound of a graceful stop")
+	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go profiles under /debug/pprof/ on --http-addr (for benchmarks)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: trace, debug, info, warn or error")
 }
