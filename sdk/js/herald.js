@@ -20,7 +20,7 @@ const DEFAULTS = {
   pingInterval: 20_000,
   connectTimeout: 10_000,
   restartDelay: 2_000,
-  maxHandshakeFailures: 12,
+  giveUpAfter: 120_000,
   tokenRefreshMargin: 30_000,
   listLimit: 20,
 };
@@ -28,6 +28,8 @@ const DEFAULT_BACKOFF = { initial: 500, max: 30_000, factor: 2, jitter: 1 };
 
 // Backoff attempts added after 1013 or a policy refusal: 2^3 = 8 times longer.
 const SLOW_DOWN = 3;
+// Failed handshakes in a row before giving up is considered at all.
+const MIN_TRIES = 3;
 
 /** An error frame from Herald, or a request the client could not complete. */
 export class HeraldError extends Error {
@@ -53,23 +55,27 @@ export function backoffDelay(attempt, backoff = {}, random = Math.random) {
 /**
  * Decides what to do after a socket ended. `end` holds the close `code` and
  * `reason`, whether the socket had `opened`, the current backoff `attempt`,
- * the count of consecutive `failures` before open, and whether a `getToken`
- * exists. Returns {stop} (a reason to give up) or {delay, attempt, failures,
+ * the count of consecutive `failures` before open and for how long they
+ * have been failing (`failingFor`, ms), and whether a `getToken` exists.
+ * Returns {stop} (a reason to give up) or {delay, attempt, failures,
  * refreshToken}: when to reconnect and the counters to keep.
  */
 export function planReconnect(end, options = {}, random = Math.random) {
   const opts = { ...DEFAULTS, ...options, backoff: { ...DEFAULT_BACKOFF, ...options.backoff } };
-  const { code, reason = '', opened, attempt, failures, hasGetToken } = end;
+  const { code, reason = '', opened, attempt, failures, failingFor = 0, hasGetToken } = end;
   const after = (n, extra = {}) => ({
     delay: backoffDelay(n, opts.backoff, random), attempt: attempt + 1, failures: 0, ...extra,
   });
 
   // A refused handshake (401, 403, a proxy's 5xx) and a server that is down
   // look the same to a browser: a close before open. Retry with backoff and a
-  // fresh token, and give up after a run of them, since a refusal is permanent.
+  // fresh token; give up once they have failed for giveUpAfter ms, since a
+  // refusal is permanent and a restart takes less than that.
   if (!opened) {
     const n = failures + 1;
-    if (n >= opts.maxHandshakeFailures) return { stop: 'handshake failed ' + n + ' times' };
+    if (n >= MIN_TRIES && failingFor >= opts.giveUpAfter) {
+      return { stop: `cannot connect: ${n} handshakes failed in ${Math.round(failingFor / 1000)} s` };
+    }
     return { ...after(attempt), failures: n, refreshToken: hasGetToken };
   }
   switch (code) {
@@ -127,12 +133,20 @@ export class HeraldClient {
     this._ws = null;
     this._attempt = 0;
     this._failures = 0;
+    this._failingSince = 0; // when the current run of failed handshakes began
     this._seq = null;
     this._pending = []; // resolvers of list requests, in the order sent
     this._timers = { retry: null, ping: null, connect: null };
     this._pingSentAt = null;
+    // Browsers: retry at once when the network comes back, and after giving
+    // up, when the user returns to the tab.
     this._onOnline = () => {
       if (this.state === 'waiting' || this.state === 'failed') this._reconnectNow();
+    };
+    this._onVisible = () => {
+      if (this.state === 'failed' && globalThis.document?.visibilityState === 'visible') {
+        this._reconnectNow();
+      }
     };
   }
 
@@ -154,6 +168,7 @@ export class HeraldClient {
     this._attempt = 0;
     this._failures = 0;
     globalThis.addEventListener?.('online', this._onOnline);
+    globalThis.document?.addEventListener('visibilitychange', this._onVisible);
     this._open();
   }
 
@@ -161,6 +176,7 @@ export class HeraldClient {
   close() {
     if (this.state === 'closed') return;
     globalThis.removeEventListener?.('online', this._onOnline);
+    globalThis.document?.removeEventListener('visibilitychange', this._onVisible);
     const ws = this._ws;
     const was = this.state;
     this.state = 'closed';
@@ -265,9 +281,10 @@ export class HeraldClient {
       this._emit('close', { code, reason, willReconnect: false });
       return;
     }
+    if (!opened && this._failures === 0) this._failingSince = Date.now();
     const plan = planReconnect({
       code, reason, opened, attempt: this._attempt, failures: this._failures,
-      hasGetToken: Boolean(this._getToken),
+      failingFor: opened ? 0 : Date.now() - this._failingSince, hasGetToken: Boolean(this._getToken),
     }, this._opts, this._random);
     this._emit('close', { code, reason, willReconnect: !plan.stop });
     if (plan.stop) {

@@ -32,7 +32,7 @@ test('full jitter spreads delays over [0, cap]', () => {
 });
 
 test('planReconnect per close code', () => {
-  const opts = { backoff, restartDelay: 2000, maxHandshakeFailures: 4 };
+  const opts = { backoff, restartDelay: 2000, giveUpAfter: 60_000 };
   const mid = () => 0.5;
   const plan = (end) => planReconnect({ reason: '', opened: true, attempt: 2, failures: 0,
     hasGetToken: true, ...end }, opts, mid);
@@ -56,9 +56,15 @@ test('planReconnect per close code', () => {
     { name: 'refused handshake counts a failure and renews the token',
       end: { code: CloseCode.ABNORMAL, opened: false, failures: 1 },
       want: { delay: 1000, attempt: 3, failures: 2, refreshToken: true } },
-    { name: 'a run of refused handshakes gives up',
-      end: { code: CloseCode.ABNORMAL, opened: false, failures: 3 },
-      want: { stop: 'handshake failed 4 times' } },
+    { name: 'refused handshakes for long, but too few of them: retry',
+      end: { code: CloseCode.ABNORMAL, opened: false, failures: 1, failingFor: 90_000 },
+      want: { delay: 1000, attempt: 3, failures: 2, refreshToken: true } },
+    { name: 'many refused handshakes, but not for long: retry',
+      end: { code: CloseCode.ABNORMAL, opened: false, failures: 20, failingFor: 59_000 },
+      want: { delay: 1000, attempt: 3, failures: 21, refreshToken: true } },
+    { name: 'a run of refused handshakes for giveUpAfter gives up',
+      end: { code: CloseCode.ABNORMAL, opened: false, failures: 3, failingFor: 60_000 },
+      want: { stop: 'cannot connect: 4 handshakes failed in 60 s' } },
   ];
   for (const c of cases) assert.deepEqual(plan(c.end), c.want, c.name);
 });
