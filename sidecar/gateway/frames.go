@@ -1,0 +1,282 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/heraldhq/herald/sidecar/notification"
+	"github.com/heraldhq/herald/sidecar/store"
+)
+
+// Server frame types (PROTOCOL.md, "WebSocket").
+const (
+	frameUnreadSync   = "unread_sync"
+	frameNotification = "notification"
+	frameRead         = "read"
+	frameReadAll      = "read_all"
+	frameDeleted      = "deleted"
+	framePage         = "page"
+	framePong         = "pong"
+	frameError        = "error"
+)
+
+// Client frame types.
+const (
+	reqPing        = "ping"
+	reqMarkRead    = "mark_read"
+	reqMarkAllRead = "mark_all_read"
+	reqList        = "list"
+)
+
+// Error codes of error frames.
+const (
+	codeBadRequest  = "bad_request"
+	codeUnknownType = "unknown_type"
+	codeNotFound    = "not_found"
+	codeRateLimited = "rate_limited"
+	codeInternal    = "internal"
+)
+
+// Limits of the list request.
+const (
+	defaultListLimit = 20
+	maxListLimit     = 100
+	// maxRefLen bounds the echoed type of a refused frame, in bytes.
+	maxRefLen = 64
+)
+
+type eventFrame struct {
+	Type         string                     `json:"type"`
+	Notification *notification.Notification `json:"notification,omitempty"`
+	IDs          []string                   `json:"ids,omitempty"`
+	UnreadCount  int                        `json:"unread_count"`
+	Seq          uint64                     `json:"seq"`
+}
+
+// eventFrameType maps an event kind onto its frame type.
+var eventFrameType = map[notification.Kind]string{
+	notification.KindCreated: frameNotification,
+	notification.KindRead:    frameRead,
+	notification.KindReadAll: frameReadAll,
+	notification.KindDeleted: frameDeleted,
+}
+
+// encodeEvent returns the frame of ev. It is called once per event, whatever
+// the number of sockets the frame goes to.
+func encodeEvent(ev *notification.Event) ([]byte, error) {
+	typ, ok := eventFrameType[ev.Kind]
+	if !ok {
+		return nil, fmt.Errorf("gateway: encode event: unknown kind %q", ev.Kind)
+	}
+	f := eventFrame{Type: typ, UnreadCount: ev.UnreadCount, Seq: ev.Seq}
+	switch ev.Kind {
+	case notification.KindCreated:
+		if ev.Notification == nil {
+			return nil, errors.New("gateway: encode event: created event without notification")
+		}
+		f.Notification = ev.Notification
+	case notification.KindRead, notification.KindDeleted:
+		f.IDs = ev.IDs
+		if f.IDs == nil {
+			f.IDs = []string{}
+		}
+	}
+	b, err := json.Marshal(&f)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: encode event: %w", err)
+	}
+	return b, nil
+}
+
+// encodeSync returns the unread_sync frame of snap: the newest of its
+// notifications that fit in maxBytes, oldest first. truncated is true when
+// the store truncated the snapshot or when notifications were left out to
+// respect maxBytes; unread_count is always the full count.
+func encodeSync(snap *store.Snapshot, maxBytes int) (frame []byte, kept int, err error) {
+	tail := []byte(`],"unread_count":` + strconv.Itoa(snap.UnreadCount) + `,"truncated":`)
+	const head = `{"type":"unread_sync","notifications":[`
+	seq := `,"seq":` + strconv.FormatUint(snap.Seq, 10) + `}`
+	// Room for the fixed parts, with "false" as the longer boolean.
+	size := len(head) + len(tail) + len("false") + len(seq)
+
+	// Walk from the newest, keeping what fits.
+	items := make([][]byte, 0, len(snap.Notifications))
+	for i := len(snap.Notifications) - 1; i >= 0; i-- {
+		b, err := json.Marshal(&snap.Notifications[i])
+		if err != nil {
+			return nil, 0, fmt.Errorf("gateway: encode unread_sync: %w", err)
+		}
+		if size+len(b)+1 > maxBytes {
+			break
+		}
+		size += len(b) + 1
+		items = append(items, b)
+	}
+	truncated := snap.Truncated || len(items) < len(snap.Notifications)
+
+	var buf bytes.Buffer
+	buf.Grow(size)
+	buf.WriteString(head)
+	for i := len(items) - 1; i >= 0; i-- {
+		buf.Write(items[i])
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+	}
+	buf.Write(tail)
+	buf.WriteString(strconv.FormatBool(truncated))
+	buf.WriteString(seq)
+	return buf.Bytes(), len(items), nil
+}
+
+type pageFrame struct {
+	Type          string                      `json:"type"`
+	Notifications []notification.Notification `json:"notifications"`
+	Next          string                      `json:"next,omitempty"`
+}
+
+// encodePage returns the page frame answering a list request.
+func encodePage(p *store.Page) ([]byte, error) {
+	f := pageFrame{Type: framePage, Notifications: p.Notifications, Next: p.Next}
+	if f.Notifications == nil {
+		f.Notifications = []notification.Notification{}
+	}
+	b, err := json.Marshal(&f)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: encode page: %w", err)
+	}
+	return b, nil
+}
+
+var pongFrame = []byte(`{"type":"pong"}`)
+
+// clientError is a refused client frame, sent back as an error frame.
+type clientError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Ref     string `json:"ref"`
+}
+
+func (e *clientError) Error() string { return e.Code + ": " + e.Message }
+
+// encode returns the error frame.
+func (e *clientError) encode() []byte {
+	b, err := json.Marshal(struct {
+		Type string `json:"type"`
+		*clientError
+	}{frameError, e})
+	if err != nil {
+		// Only strings inside: cannot fail.
+		return []byte(`{"type":"error","code":"internal","message":"encode error","ref":""}`)
+	}
+	return b
+}
+
+// request is a decoded client frame.
+type request struct {
+	Type       string
+	IDs        []string
+	Before     string
+	UnreadOnly bool
+	Limit      int
+}
+
+// decodeRequest parses and validates one client frame. Its error, when not
+// nil, is the frame to send back: bad_request for invalid UTF-8, invalid
+// JSON or a missing or invalid field, unknown_type for an unknown type.
+func decodeRequest(data []byte) (request, *clientError) {
+	if !utf8.Valid(data) {
+		return request{}, badRequest("", "frame is not valid UTF-8")
+	}
+	var head struct {
+		Type *string `json:"type"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return request{}, badRequest("", jsonProblem(err))
+	}
+	if head.Type == nil || *head.Type == "" {
+		return request{}, badRequest("", "missing field type")
+	}
+	req := request{Type: *head.Type}
+	switch req.Type {
+	case reqPing, reqMarkAllRead:
+		return req, nil
+	case reqMarkRead:
+		var body struct {
+			IDs []string `json:"ids"`
+		}
+		if err := json.Unmarshal(data, &body); err != nil {
+			return req, badRequest(req.Type, jsonProblem(err))
+		}
+		if err := notification.ValidateIDs("ids", body.IDs); err != nil {
+			return req, badRequest(req.Type, err.Error())
+		}
+		req.IDs = body.IDs
+		return req, nil
+	case reqList:
+		return decodeList(req, data)
+	default:
+		return req, &clientError{Code: codeUnknownType, Message: "unknown frame type", Ref: ref(req.Type)}
+	}
+}
+
+// decodeList fills the fields of a list request; limit defaults to 20.
+func decodeList(req request, data []byte) (request, *clientError) {
+	var body struct {
+		Before     *string `json:"before"`
+		UnreadOnly *bool   `json:"unread_only"`
+		Limit      *int    `json:"limit"`
+	}
+	if err := json.Unmarshal(data, &body); err != nil {
+		return req, badRequest(req.Type, jsonProblem(err))
+	}
+	req.Limit = defaultListLimit
+	if body.Limit != nil {
+		if *body.Limit < 1 || *body.Limit > maxListLimit {
+			return req, badRequest(req.Type, fmt.Sprintf("limit: must be 1 to %d", maxListLimit))
+		}
+		req.Limit = *body.Limit
+	}
+	if body.Before != nil && *body.Before != "" {
+		if err := notification.ValidateID("before", *body.Before); err != nil {
+			return req, badRequest(req.Type, err.Error())
+		}
+		req.Before = *body.Before
+	}
+	if body.UnreadOnly != nil {
+		req.UnreadOnly = *body.UnreadOnly
+	}
+	return req, nil
+}
+
+func badRequest(typ, msg string) *clientError {
+	return &clientError{Code: codeBadRequest, Message: msg, Ref: ref(typ)}
+}
+
+// jsonProblem describes a JSON error without echoing the client's bytes.
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field == "" {
+			return "frame must be a JSON object"
+		}
+		return te.Field + ": wrong type"
+	}
+	return "invalid JSON"
+}
+
+// ref returns typ cut to maxRefLen bytes on a rune boundary.
+func ref(typ string) string {
+	if len(typ) <= maxRefLen {
+		return typ
+	}
+	cut := maxRefLen
+	for cut > 0 && !utf8.RuneStart(typ[cut]) {
+		cut--
+	}
+	return typ[:cut]
+}
