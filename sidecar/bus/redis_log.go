@@ -1,0 +1,33 @@
+package bus
+
+import (
+	"sync/atomic"
+
+	"golang.org/x/time/rate"
+)
+
+// dropLog rate-limits the warnings about dropped messages: a publisher that
+// floods a channel with garbage must not flood the logs too. Every drop is
+// counted in a metric whether it is logged or not.
+type dropLog struct {
+	lim        *rate.Limiter
+	suppressed atomic.Int64
+}
+
+func newDropLog() *dropLog {
+	return &dropLog{lim: rate.NewLimiter(rate.Limit(1), 5)} // 1 a second, bursts of 5
+}
+
+// warnDropped logs a dropped message at warn, at most about once a second,
+// with how many warnings were suppressed since the last one. args must hold
+// no notification content: ids, lengths and reasons only.
+func (r *Redis) warnDropped(msg string, args ...any) {
+	if !r.drops.lim.Allow() {
+		r.drops.suppressed.Add(1)
+		return
+	}
+	if n := r.drops.suppressed.Swap(0); n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	r.log.Warn(msg, args...)
+}

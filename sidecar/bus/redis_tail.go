@@ -1,0 +1,213 @@
+package bus
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/heraldhq/herald/sidecar/notification"
+)
+
+// runTail catches up from the stream until ctx ends: it reads the stream
+// from the cursor kept in the store, applies the changes of other replicas
+// and moves the cursor on. After an error it waits (backoff, or until the
+// live connection comes back) and starts again from the stored cursor.
+func (r *Redis) runTail(ctx context.Context) {
+	bo := newBackoff(r.opts.BackoffMin, r.opts.BackoffMax)
+	for {
+		err := r.tailSession(ctx, &bo)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			r.log.Debug("stream catch-up interrupted", "node_id", r.opts.NodeID, "error", err)
+		}
+		if !wait(ctx, bo.next(), r.tailKick) {
+			return
+		}
+	}
+}
+
+// tailSession reads the stream from the stored cursor until an error.
+func (r *Redis) tailSession(ctx context.Context, bo *backoff) error {
+	stored, err := r.opts.Store.Cursor(r.keys.cursorName())
+	if err != nil {
+		return fmt.Errorf("read stream cursor: %w", err)
+	}
+	cur, err := parseCursor(stored)
+	if err != nil {
+		r.log.Warn("stream cursor unreadable; reading the stream from its start",
+			"node_id", r.opts.NodeID, "error", err)
+		cur = cursor{}
+	}
+	isNew := cur.epoch == ""
+	checkGap := true
+	for {
+		// The epoch is read before every XREAD: a Redis restarted without
+		// its data starts a new stream whose IDs may sort below the cursor.
+		epoch, err := r.streamEpoch(ctx)
+		if err != nil {
+			return err
+		}
+		if cur.epoch != epoch {
+			r.logEpochChange(cur, epoch, isNew)
+			cur = cursor{epoch: epoch}
+			checkGap = true
+		}
+		if checkGap {
+			if err := r.checkGap(ctx, cur, isNew); err != nil {
+				return err
+			}
+			checkGap, isNew = false, false
+		}
+
+		res, err := r.client.XRead(ctx, &redis.XReadArgs{
+			Streams: []string{r.keys.stream, cur.id.String()},
+			Count:   int64(r.opts.TailBatch),
+			Block:   r.opts.TailBlock,
+		}).Result()
+		if errors.Is(err, redis.Nil) {
+			r.atStreamEnd()
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read stream: %w", err)
+		}
+		bo.reset()
+		var entries []redis.XMessage
+		if len(res) > 0 {
+			entries = res[0].Messages
+		}
+		if cur, err = r.applyEntries(ctx, cur, entries); err != nil {
+			return err
+		}
+		if len(entries) < r.opts.TailBatch {
+			r.atStreamEnd()
+		} else {
+			r.metrics.streamLag.Set(time.Since(time.UnixMilli(int64(cur.id.ms))).Seconds())
+		}
+	}
+}
+
+// atStreamEnd records that the catch-up has read everything there is.
+func (r *Redis) atStreamEnd() {
+	r.metrics.streamLag.Set(0)
+	if r.state.setCaughtUp() {
+		r.log.Info("caught up with the redis stream", "node_id", r.opts.NodeID)
+	}
+}
+
+// applyEntries applies a batch of stream entries and returns the cursor
+// after them. An entry of another replica is applied with its cursor in the
+// same transaction; the cursor over this replica's own entries and over
+// invalid ones is stored once at the end of the batch.
+func (r *Redis) applyEntries(ctx context.Context, cur cursor, entries []redis.XMessage) (cursor, error) {
+	name := r.keys.cursorName()
+	unsaved := false
+	for _, e := range entries {
+		id, err := parseStreamID(e.ID)
+		if err != nil {
+			return cur, fmt.Errorf("stream entry: %w", err)
+		}
+		next := cursor{epoch: cur.epoch, id: id}
+		c, ok := r.decodeEntry(e)
+		switch {
+		case !ok:
+			unsaved = true
+		case c.Origin == r.opts.NodeID:
+			r.metrics.remote.WithLabelValues("stream", remoteOwn).Inc()
+			unsaved = true
+		default:
+			err := r.applyRemote(ctx, "stream", c, name, next.String())
+			if err != nil && !notification.IsFieldError(err) {
+				return cur, err // not applied: read again from the stored cursor
+			}
+			unsaved = err != nil
+		}
+		cur = next
+	}
+	if unsaved {
+		if err := r.opts.Store.SetCursor(ctx, name, cur.String()); err != nil {
+			return cur, fmt.Errorf("store stream cursor: %w", err)
+		}
+	}
+	return cur, nil
+}
+
+// decodeEntry returns the change of a stream entry, or false (counted and
+// logged) when it holds none.
+func (r *Redis) decodeEntry(e redis.XMessage) (notification.Change, bool) {
+	var c notification.Change
+	raw, _ := e.Values[streamField].(string)
+	if err := json.Unmarshal([]byte(raw), &c); err != nil || c.Kind == "" {
+		r.metrics.remote.WithLabelValues("stream", remoteInvalid).Inc()
+		r.warnDropped("stream entry dropped: not a change", "entry_id", e.ID, "length", len(raw))
+		return c, false
+	}
+	return c, true
+}
+
+// streamEpoch returns the stream's epoch, a random value stored next to it
+// the first time any replica looks; a Redis that lost its data gets a new
+// one, which tells the replicas that the stream started again.
+func (r *Redis) streamEpoch(ctx context.Context) (string, error) {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	mine := hex.EncodeToString(b[:])
+	old, err := r.client.SetArgs(ctx, r.keys.epoch, mine, redis.SetArgs{Mode: "NX", Get: true}).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return mine, nil
+	case err != nil:
+		return "", fmt.Errorf("read stream epoch: %w", err)
+	}
+	return old, nil
+}
+
+func (r *Redis) logEpochChange(cur cursor, epoch string, isNew bool) {
+	if isNew {
+		r.log.Info("catching up from the start of the redis stream", "node_id", r.opts.NodeID)
+		return
+	}
+	r.log.Warn("redis stream was reset (redis lost its data, or the stream was deleted); "+
+		"reading the new stream from its start",
+		"node_id", r.opts.NodeID, "old_epoch", cur.epoch, "epoch", epoch, "old_cursor", cur.id.String())
+}
+
+// checkGap reports entries trimmed from the stream before this replica
+// read them: that happens when it was away longer than the retention.
+func (r *Redis) checkGap(ctx context.Context, cur cursor, isNew bool) error {
+	info, err := r.client.XInfoStream(ctx, r.keys.stream).Result()
+	if err != nil {
+		if strings.Contains(err.Error(), "no such key") {
+			return nil // no stream yet: nothing was trimmed
+		}
+		return fmt.Errorf("inspect stream: %w", err)
+	}
+	maxDeleted, err := parseStreamID(info.MaxDeletedEntryID)
+	if err != nil || !cur.id.less(maxDeleted) {
+		return nil
+	}
+	first := info.FirstEntry.ID
+	if isNew && cur.id == (streamID{}) {
+		r.log.Warn("new replica: changes older than the stream's retention window are not replicated here",
+			"node_id", r.opts.NodeID, "first_entry_id", first)
+		return nil
+	}
+	r.metrics.gaps.Inc()
+	gap := time.Duration(0)
+	if fid, err := parseStreamID(first); err == nil && cur.id.ms > 0 {
+		gap = time.UnixMilli(int64(fid.ms)).Sub(time.UnixMilli(int64(cur.id.ms)))
+	}
+	r.log.Error("stream cursor fell out of the retention window",
+		"node_id", r.opts.NodeID, "cursor", cur.id.String(), "first_entry_id", first,
+		"max_deleted_entry_id", info.MaxDeletedEntryID, "gap", gap)
+	return nil
+}
