@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// readRSS returns VmRSS of process pid in bytes.
+func readRSS(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "VmRSS:") {
+			continue
+		}
+		fields := strings.Fields(strings.TrimPrefix(line, "VmRSS:"))
+		if len(fields) < 1 {
+			break
+		}
+		kb, err := strconv.ParseInt(fields[0], 10, 64)
+		return kb << 10, err
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
+
+// sumRSS returns the summed VmRSS of pids and each one, in bytes.
+func sumRSS(pids []int) (int64, []int64, error) {
+	var total int64
+	each := make([]int64, len(pids))
+	for i, pid := range pids {
+		rss, err := readRSS(pid)
+		if err != nil {
+			return 0, nil, fmt.Errorf("read RSS of --server-pid %d: %w", pid, err)
+		}
+		each[i] = rss
+		total += rss
+	}
+	return total, each, nil
+}
+
+// loadAvg returns the first three fields of /proc/loadavg.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// machine describes where a figure was measured.
+type machine struct {
+	NProc      int    `json:"nproc"`
+	MemTotalMB uint64 `json:"mem_total_mib"`
+	GoVersion  string `json:"go_version"`
+	LoadStart  string `json:"loadavg_start"`
+	LoadEnd    string `json:"loadavg_end,omitempty"`
+	StartedAt  string `json:"started_at"`
+}
+
+func newMachine() machine {
+	total, _ := meminfoField("MemTotal")
+	return machine{
+		NProc: runtime.NumCPU(), MemTotalMB: total >> 20, GoVersion: runtime.Version(),
+		LoadStart: loadAvg(), StartedAt: time.Now().UTC().Format(time.RFC3339),
+	}
+}
+
+// serverConnections reads herald_connections from the /metrics of the Herald
+// behind a WebSocket URL; ok is false when it cannot.
+func serverConnections(wsURL string) (n float64, ok bool) {
+	u, err := url.Parse(wsURL)
+	if err != nil {
+		return 0, false
+	}
+	u.Scheme = "http"
+	if strings.HasPrefix(wsURL, "wss:") {
+		u.Scheme = "https"
+	}
+	u.Path, u.RawQuery = "/metrics", ""
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(u.String())
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, false
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return 0, false
+	}
+	var total float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "herald_connections") {
+			continue
+		}
+		rest := strings.TrimPrefix(line, "herald_connections")
+		if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue // another metric with this prefix
+		}
+		f := strings.Fields(rest)
+		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+			total += v
+			ok = true
+		}
+	}
+	return total, ok
+}
