@@ -415,5 +415,5 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 type gwsLogger struct{ l hclog.Logger }
 
 func (g gwsLogger) Error(v ...any) {
-	g.l.Error("websocket handler panic", "message", auth.Redact(fmt.Sprint(v...)))
+	g.l.Error("websocket handler panic", "message", auth.Redact(strings.TrimSpace(fmt.Sprintln(v...))))
 }

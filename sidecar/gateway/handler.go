@@ -9,6 +9,7 @@ import (
 	"github.com/lxzan/gws"
 	"golang.org/x/time/rate"
 
+	"github.com/heraldhq/herald/sidecar/auth"
 	"github.com/heraldhq/herald/sidecar/metrics"
 	"github.com/heraldhq/herald/sidecar/notification"
 	"github.com/heraldhq/herald/sidecar/store"
@@ -136,13 +137,23 @@ func (h *handler) OnMessage(s *gws.Conn, m *gws.Message) {
 		c.refuse(cerr)
 		return
 	}
+	defer func() {
+		if r := recover(); r != nil {
+			// Tell the client, then let gws.Recovery log the stack.
+			c.refuse(&clientError{Code: codeInternal, Message: "internal error", Ref: req.Type})
+			panic(r)
+		}
+	}()
 	c.handle(req)
 }
 
 // refuse sends an error frame; the socket stays open.
 func (c *conn) refuse(e *clientError) {
 	c.g.opts.Metrics.ClientErrors.WithLabelValues(e.Code).Inc()
-	c.g.log.Trace("client frame refused", "conn_id", c.id, "code", e.Code, "ref", e.Ref)
+	if c.g.log.IsTrace() {
+		// ref echoes the client's text: redact it like any foreign text.
+		c.g.log.Trace("client frame refused", "conn_id", c.id, "code", e.Code, "ref", auth.Redact(e.Ref))
+	}
 	c.reply(e.encode())
 }
 

@@ -76,6 +76,7 @@ type env struct {
 	url      string
 	verifier *auth.Verifier
 	m        *metrics.Metrics
+	reg      *prometheus.Registry
 	interest *recordingInterest
 	logs     *logBuffer
 	// allowErrors lets error-level log lines pass the end-of-test check.
@@ -93,6 +94,13 @@ func newEnv(t testing.TB, opts Options) *env {
 // newEnvLeeway is newEnv with the verifier's leeway chosen.
 func newEnvLeeway(t testing.TB, opts Options, leeway time.Duration) *env {
 	t.Helper()
+	return newEnvWith(t, opts, leeway, nil)
+}
+
+// newEnvWith is newEnv with the verifier's leeway chosen and, when wrap is
+// not nil, the gateway given wrap(the real store) as its Store.
+func newEnvWith(t testing.TB, opts Options, leeway time.Duration, wrap func(*store.Store) Store) *env {
+	t.Helper()
 	e := &env{t: t, interest: &recordingInterest{}, logs: &logBuffer{}}
 	var gwp atomic.Pointer[Gateway]
 	st, err := store.Open(store.Options{
@@ -107,17 +115,25 @@ func newEnvLeeway(t testing.TB, opts Options, leeway time.Duration) *env {
 		t.Fatalf("open store: %v", err)
 	}
 	e.st = st
-	e.m = metrics.New(prometheus.NewRegistry())
+	e.reg = prometheus.NewRegistry()
+	e.m = metrics.New(e.reg)
 	opts.Metrics = e.m
-	opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "gateway", Output: e.logs, Level: hclog.Trace})
+	logger := hclog.New(&hclog.LoggerOptions{Name: "gateway", Output: e.logs, Level: hclog.Trace})
+	opts.Logger = logger
 	e.verifier = auth.NewHS256Verifier(testSecret, leeway)
-	gw, err := New(opts, st, e.verifier, e.interest)
+	var gst Store = st
+	if wrap != nil {
+		gst = wrap(st)
+	}
+	gw, err := New(opts, gst, e.verifier, e.interest)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	e.gw = gw
 	gwp.Store(gw)
-	e.srv = httptest.NewServer(gw)
+	e.srv = httptest.NewUnstartedServer(gw)
+	e.srv.Config.ErrorLog = auth.RedactingLogger(logger.Named("http"))
+	e.srv.Start()
 	e.url = "ws" + strings.TrimPrefix(e.srv.URL, "http") + "/ws"
 	t.Cleanup(func() {
 		e.shutdown()

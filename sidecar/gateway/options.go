@@ -171,7 +171,7 @@ func parseOrigins(list []string) ([]origin, error) {
 	var out []origin
 	var errs []error
 	for _, s := range list {
-		o, ok := canonicalOrigin(s)
+		o, ok := canonicalOrigin(strings.TrimSuffix(strings.TrimSpace(s), "/"))
 		if !ok {
 			errs = append(errs, fmt.Errorf("AllowedOrigins: %q is not scheme://host[:port]", s))
 			continue
@@ -182,12 +182,12 @@ func parseOrigins(list []string) ([]origin, error) {
 }
 
 // canonicalOrigin parses an Origin value: lower-case scheme and host, the
-// scheme's default port made explicit. "null" and anything with a path,
-// query, user info or wildcard is refused.
+// scheme's default port made explicit. "null" and anything with a path
+// (even "/"), query, user info or wildcard is refused.
 func canonicalOrigin(s string) (origin, bool) {
-	u, err := url.Parse(strings.TrimSpace(s))
+	u, err := url.Parse(s)
 	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" ||
-		(u.Path != "" && u.Path != "/") || strings.Contains(u.Host, "*") {
+		u.Path != "" || u.Opaque != "" || strings.Contains(u.Host, "*") {
 		return origin{}, false
 	}
 	o := origin{scheme: strings.ToLower(u.Scheme), host: strings.ToLower(u.Hostname()), port: u.Port()}
