@@ -5,8 +5,10 @@ package rediskit
 import "syscall"
 
 const (
-	stopSignal = syscall.SIGTERM
-	killSignal = syscall.SIGKILL
+	stopSignal  = syscall.SIGTERM
+	pauseSignal = syscall.SIGSTOP
+	contSignal  = syscall.SIGCONT
+	killSignal  = syscall.SIGKILL
 )
 
 // sysProcAttr makes the kernel kill redis-server when the test binary dies,

@@ -8,8 +8,10 @@ import (
 )
 
 var (
-	stopSignal os.Signal = syscall.SIGTERM
-	killSignal os.Signal = os.Kill
+	stopSignal  os.Signal = syscall.SIGTERM
+	pauseSignal os.Signal = syscall.SIGSTOP
+	contSignal  os.Signal = syscall.SIGCONT
+	killSignal  os.Signal = os.Kill
 )
 
 func sysProcAttr() *syscall.SysProcAttr { return nil }

@@ -65,10 +65,11 @@ type Server struct {
 	dir  string
 	port int
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the current process has exited
-	runs int
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when the current process has exited
+	runs   int
+	paused bool
 }
 
 // Start starts a redis-server on a free loopback port and registers its
@@ -135,6 +136,42 @@ func (s *Server) Kill() {
 	}
 }
 
+// Pause stops the server process with SIGSTOP: connections stay open and
+// the kernel still accepts new ones, but nothing answers, like a hung server
+// or a black-holed network path. Resume undoes it; Stop, Kill and the
+// cleanup resume a paused server first.
+func (s *Server) Pause() {
+	s.t.Helper()
+	if err := s.pause(true); err != nil {
+		s.t.Fatalf("rediskit: pause: %v", err)
+	}
+}
+
+// Resume continues a paused server with SIGCONT.
+func (s *Server) Resume() {
+	s.t.Helper()
+	if err := s.pause(false); err != nil {
+		s.t.Fatalf("rediskit: resume: %v", err)
+	}
+}
+
+func (s *Server) pause(stop bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.runningLocked() {
+		return errors.New("not running")
+	}
+	sig := contSignal
+	if stop {
+		sig = pauseSignal
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("signal pid %d: %w", s.cmd.Process.Pid, err)
+	}
+	s.paused = stop
+	return nil
+}
+
 // Start starts a stopped server again on the same port, with an empty
 // keyspace, and waits until it answers PING. It fails the test if the server
 // is running or the port cannot be bound again within a generous deadline.
@@ -166,13 +203,15 @@ func (s *Server) Restart() {
 }
 
 // Client returns a go-redis client of the server, closed by t.Cleanup. It
-// reconnects by itself across Stop and Start.
+// reconnects by itself across Stop and Start, does not retry failed
+// commands, and honours context deadlines on the socket.
 func (s *Server) Client(t testing.TB) *redis.Client {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{
-		Addr:            s.Addr(),
-		DisableIdentity: true,
-		MaxRetries:      -1,
+		Addr:                  s.Addr(),
+		DisableIdentity:       true,
+		MaxRetries:            -1,
+		ContextTimeoutEnabled: true,
 	})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
@@ -267,6 +306,10 @@ func (s *Server) signal(kill bool) error {
 	s.mu.Lock()
 	cmd, done := s.cmd, s.done
 	running := s.runningLocked()
+	if running && s.paused {
+		_ = cmd.Process.Signal(contSignal)
+		s.paused = false
+	}
 	s.mu.Unlock()
 	if !running {
 		return nil
@@ -293,6 +336,7 @@ func (s *Server) cleanup() {
 	s.mu.Lock()
 	cmd, done := s.cmd, s.done
 	running := s.runningLocked()
+	s.paused = false
 	s.mu.Unlock()
 	if running {
 		_ = cmd.Process.Kill()

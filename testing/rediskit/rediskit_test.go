@@ -60,3 +60,26 @@ func TestTwoServersAreIndependent(t *testing.T) {
 		t.Fatalf("EXISTS on b = %v", got)
 	}
 }
+
+func TestPauseResume(t *testing.T) {
+	srv := rediskit.Start(t)
+	c := srv.Client(t)
+	srv.Pause()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err := c.Ping(ctx).Err()
+	cancel()
+	if err == nil {
+		t.Fatal("ping answered while paused")
+	}
+	srv.Resume()
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatalf("ping after resume: %v", err)
+	}
+	srv.Pause()
+	srv.Stop() // resumes first, then stops cleanly
+	if srv.Running() {
+		t.Fatal("running after Stop of a paused server")
+	}
+}
