@@ -13,9 +13,10 @@ import (
 
 // The stored form of a notification is small and binary, because every
 // create encodes one and every sync decodes hundreds (JSON cost several times
-// more per notification). The user ID and ID live in the key, the read state
-// in the unread index, so the value holds only:
+// more per notification). The ID is the key, the read state lives in the
+// items bucket, so the value holds:
 //
+//	user key     uvarint(len(user ID)) ‖ user ID
 //	version byte (1)
 //	created_at   varint, Unix nanoseconds
 //	type, title, body, link, data   each uvarint length ‖ bytes
@@ -25,9 +26,10 @@ var errCorrupt = errors.New("store: corrupt notification record")
 
 // encodeNotification returns the stored value of n.
 func encodeNotification(n *notification.Notification) []byte {
-	size := 1 + binary.MaxVarintLen64 + 5*binary.MaxVarintLen32 +
+	size := 2*binary.MaxVarintLen64 + len(n.UserID) + 1 + 5*binary.MaxVarintLen32 +
 		len(n.Type) + len(n.Title) + len(n.Body) + len(n.Link) + len(n.Data)
 	b := make([]byte, 0, size)
+	b = appendUserKey(b, n.UserID)
 	b = append(b, codecVersion)
 	b = binary.AppendVarint(b, n.CreatedAt.UnixNano())
 	for _, s := range [...]string{n.Type, n.Title, n.Body, n.Link} {
@@ -38,10 +40,21 @@ func encodeNotification(n *notification.Notification) []byte {
 	return append(b, n.Data...)
 }
 
+// bodyUserKey returns the user key at the front of a stored value, or nil.
+// The slice aliases v.
+func bodyUserKey(v []byte) []byte {
+	n, w := binary.Uvarint(v)
+	if w <= 0 || uint64(len(v)-w) < n {
+		return nil
+	}
+	return v[:w+int(n)]
+}
+
 // decodeNotification decodes a stored value. It copies everything out of v,
 // which may be memory of a bbolt transaction.
-func decodeNotification(userID string, id ulid.ULID, v []byte, isRead bool) (notification.Notification, error) {
-	if len(v) < 1 || v[0] != codecVersion {
+func decodeNotification(id ulid.ULID, v []byte, isRead bool) (notification.Notification, error) {
+	userID, v, ok := userOfKey(v)
+	if !ok || len(v) < 1 || v[0] != codecVersion {
 		return notification.Notification{}, errCorrupt
 	}
 	v = v[1:]

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 
@@ -12,18 +13,25 @@ import (
 // Bucket names. They are part of the file format: never rename one.
 var (
 	bucketNotifications = []byte("notifications")
-	bucketUnread        = []byte("unread")
-	bucketCounts        = []byte("unread_counts")
-	bucketSeqs          = []byte("seqs")
+	bucketItems         = []byte("items")
 	bucketIdempotency   = []byte("idempotency")
 	bucketTombstones    = []byte("tombstones")
 	bucketOutbox        = []byte("outbox")
 	bucketMeta          = []byte("meta")
 
 	allBuckets = [][]byte{
-		bucketNotifications, bucketUnread, bucketCounts, bucketSeqs,
-		bucketIdempotency, bucketTombstones, bucketOutbox, bucketMeta,
+		bucketNotifications, bucketItems, bucketIdempotency,
+		bucketTombstones, bucketOutbox, bucketMeta,
 	}
+)
+
+// Tags of the keys of the items bucket, after the user key. Their order puts
+// a user's state just after the user's newest unread entry, where creates
+// write, so that a create usually dirties a single page of the items bucket.
+const (
+	tagRead   byte = 'r'
+	tagUnread byte = 'u'
+	tagState  byte = 'v'
 )
 
 // Keys of the meta bucket.
@@ -48,8 +56,7 @@ func appendUserKey(dst []byte, userID string) []byte {
 	return append(dst, userID...)
 }
 
-// itemKey returns user key ‖ binary id: the key of the notifications,
-// unread and tombstones buckets.
+// itemKey returns user key ‖ binary id: the key of the tombstones bucket.
 func itemKey(uk []byte, id ulid.ULID) []byte {
 	k := make([]byte, len(uk)+idLen)
 	copy(k, uk)
@@ -57,7 +64,29 @@ func itemKey(uk []byte, id ulid.ULID) []byte {
 	return k
 }
 
-// splitItemKey returns the ID at the end of an item key.
+// entryKey returns user key ‖ tag ‖ id, a key of the items bucket.
+func entryKey(uk []byte, tag byte, id ulid.ULID) []byte {
+	k := make([]byte, len(uk)+1+idLen)
+	copy(k, uk)
+	k[len(uk)] = tag
+	copy(k[len(uk)+1:], id[:])
+	return k
+}
+
+// tagPrefix returns user key ‖ tag: the prefix of one kind of entry of a user.
+func tagPrefix(uk []byte, tag byte) []byte {
+	p := make([]byte, len(uk)+1, len(uk)+1+idLen)
+	copy(p, uk)
+	p[len(uk)] = tag
+	return p
+}
+
+// isEntryOf reports whether k is an entry key under prefix (user key ‖ tag).
+func isEntryOf(k, prefix []byte) bool {
+	return len(k) == len(prefix)+idLen && bytes.HasPrefix(k, prefix)
+}
+
+// splitItemKey returns the ID at the end of an item or entry key.
 func splitItemKey(k []byte) (ulid.ULID, bool) {
 	var id ulid.ULID
 	if len(k) < idLen {

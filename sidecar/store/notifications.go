@@ -77,7 +77,7 @@ func (w *wtx) create(d *notification.Draft) (notification.Notification, error) {
 	if d.IdempotencyKey != "" {
 		ik = append(uk[:len(uk):len(uk)], d.IdempotencyKey...)
 		if v := w.idem.Get(ik); len(v) == idLen {
-			n, ok, err := w.get(uk, d.UserID, ulid.ULID(v))
+			n, ok, err := w.get(uk, ulid.ULID(v))
 			if err != nil || ok {
 				return n, err
 			}
@@ -111,14 +111,12 @@ func (w *wtx) create(d *notification.Draft) (notification.Notification, error) {
 	// Tell the sockets and the other replicas.
 	ev := n
 	ev.Data = bytes.Clone(n.Data)
-	if err := w.emit(uk, notification.Event{
+	w.emit(uk, notification.Event{
 		UserID:       n.UserID,
 		Kind:         notification.KindCreated,
 		Notification: &ev,
 		UnreadCount:  int(w.unreadCount(uk)),
-	}); err != nil {
-		return notification.Notification{}, err
-	}
+	})
 	if err := w.putOutbox(notification.Change{
 		Kind:         notification.KindCreated,
 		UserID:       n.UserID,
@@ -129,29 +127,39 @@ func (w *wtx) create(d *notification.Draft) (notification.Notification, error) {
 	return n, nil
 }
 
-// insert puts a new notification, and its unread entry unless it is read.
+// insert puts a new notification and its read or unread entry.
 func (w *wtx) insert(uk []byte, id ulid.ULID, n *notification.Notification) error {
-	k := itemKey(uk, id)
-	if err := w.notifs.Put(k, encodeNotification(n)); err != nil {
+	if err := w.notifs.Put(id[:], encodeNotification(n)); err != nil {
 		return fmt.Errorf("put notification: %w", err)
 	}
+	tag := tagUnread
 	if n.IsRead {
-		return nil
+		tag = tagRead
 	}
-	if err := w.unread.Put(k, nil); err != nil {
-		return fmt.Errorf("put unread entry: %w", err)
+	if err := w.items.Put(entryKey(uk, tag, id), nil); err != nil {
+		return fmt.Errorf("put item entry: %w", err)
 	}
-	return w.setUnreadCount(uk, w.unreadCount(uk)+1)
+	if !n.IsRead {
+		w.setUnreadCount(uk, w.unreadCount(uk)+1)
+	}
+	return nil
+}
+
+// readState tells whether the user has id, and whether it is unread.
+func readState(items *bolt.Bucket, uk []byte, id ulid.ULID) (has, unread bool) {
+	if exists(items, entryKey(uk, tagUnread, id)) {
+		return true, true
+	}
+	return exists(items, entryKey(uk, tagRead, id)), false
 }
 
 // get reads one notification of the user inside the writer's transaction.
-func (w *wtx) get(uk []byte, userID string, id ulid.ULID) (notification.Notification, bool, error) {
-	k := itemKey(uk, id)
-	v := w.notifs.Get(k)
-	if v == nil {
+func (w *wtx) get(uk []byte, id ulid.ULID) (notification.Notification, bool, error) {
+	has, unread := readState(w.items, uk, id)
+	if !has {
 		return notification.Notification{}, false, nil
 	}
-	n, err := decodeNotification(userID, id, v, !exists(w.unread, k))
+	n, err := decodeNotification(id, w.notifs.Get(id[:]), !unread)
 	if err != nil {
 		return notification.Notification{}, false, fmt.Errorf("read %s: %w", id, err)
 	}
@@ -192,13 +200,12 @@ func (s *Store) Get(userID, id string) (notification.Notification, error) {
 	uk := userKey(userID)
 	var n notification.Notification
 	err = s.view(func(tx *bolt.Tx) error {
-		k := itemKey(uk, uid)
-		v := tx.Bucket(bucketNotifications).Get(k)
-		if v == nil {
+		has, unread := readState(tx.Bucket(bucketItems), uk, uid)
+		if !has {
 			return ErrNotFound
 		}
 		var err error
-		n, err = decodeNotification(userID, uid, v, !exists(tx.Bucket(bucketUnread), k))
+		n, err = decodeNotification(uid, tx.Bucket(bucketNotifications).Get(uid[:]), !unread)
 		return err
 	})
 	if err != nil {
@@ -229,40 +236,69 @@ func (s *Store) List(q ListQuery) (Page, error) {
 	uk := userKey(q.UserID)
 	var page Page
 	err := s.view(func(tx *bolt.Tx) error {
-		notifs, unread := tx.Bucket(bucketNotifications), tx.Bucket(bucketUnread)
-		index := notifs
-		if q.UnreadOnly {
-			index = unread
+		notifs, items := tx.Bucket(bucketNotifications), tx.Bucket(bucketItems)
+		unread := newEntryIter(items, uk, tagUnread, before, q.Before != "")
+		read := &entryIter{}
+		if !q.UnreadOnly {
+			read = newEntryIter(items, uk, tagRead, before, q.Before != "")
 		}
-		c := index.Cursor()
-		var k []byte
-		if q.Before != "" {
-			k = seekBefore(c, itemKey(uk, before))
-		} else {
-			k = seekBefore(c, prefixEnd(uk))
-		}
-		for ; isItemOf(k, uk); k, _ = c.Prev() {
+		for {
+			// Merge the two ranges newest first.
+			it, isRead := unread, false
+			if read.ok && (!unread.ok || read.id.Compare(unread.id) > 0) {
+				it, isRead = read, true
+			}
+			if !it.ok {
+				return nil
+			}
 			if len(page.Notifications) == q.Limit {
 				page.Next = page.Notifications[q.Limit-1].ID
-				break
+				return nil
 			}
-			id, _ := splitItemKey(k)
-			v := notifs.Get(k)
-			if v == nil {
-				return fmt.Errorf("unread entry %s without notification: %w", id, errCorrupt)
-			}
-			n, err := decodeNotification(q.UserID, id, v, !q.UnreadOnly && !exists(unread, k))
+			n, err := decodeNotification(it.id, notifs.Get(it.id[:]), isRead)
 			if err != nil {
-				return fmt.Errorf("read %s: %w", id, err)
+				return fmt.Errorf("read %s: %w", it.id, err)
 			}
 			page.Notifications = append(page.Notifications, n)
+			it.prev()
 		}
-		return nil
 	})
 	if err != nil {
 		return Page{}, fmt.Errorf("list: %w", err)
 	}
 	return page, nil
+}
+
+// entryIter walks one kind of a user's entries backwards (newest first).
+type entryIter struct {
+	c      *bolt.Cursor
+	prefix []byte
+	id     ulid.ULID
+	ok     bool
+}
+
+// newEntryIter positions an iterator at the user's newest entry of tag,
+// or the newest below before when hasBefore.
+func newEntryIter(items *bolt.Bucket, uk []byte, tag byte, before ulid.ULID, hasBefore bool) *entryIter {
+	it := &entryIter{c: items.Cursor(), prefix: tagPrefix(uk, tag)}
+	bound := prefixEnd(it.prefix)
+	if hasBefore {
+		bound = entryKey(uk, tag, before)
+	}
+	it.set(seekBefore(it.c, bound))
+	return it
+}
+
+func (it *entryIter) set(k []byte) {
+	it.ok = isEntryOf(k, it.prefix)
+	if it.ok {
+		it.id, _ = splitItemKey(k)
+	}
+}
+
+func (it *entryIter) prev() {
+	k, _ := it.c.Prev()
+	it.set(k)
 }
 
 // seekBefore moves c to the last key below bound (the last key of all when
@@ -280,12 +316,7 @@ func seekBefore(c *bolt.Cursor, bound []byte) []byte {
 	return k
 }
 
-// isItemOf reports whether k is an item key (user key ‖ ID) of user key uk.
-func isItemOf(k, uk []byte) bool {
-	return len(k) == len(uk)+idLen && bytes.HasPrefix(k, uk)
-}
-
-// exists reports whether b holds key k, whatever its value (the unread index
+// exists reports whether b holds key k, whatever its value (the items bucket
 // stores empty values, which Get cannot tell from absent ones reliably).
 func exists(b *bolt.Bucket, k []byte) bool {
 	got, _ := b.Cursor().Seek(k)

@@ -114,53 +114,53 @@ func scanAll(old func(k, v []byte) bool) pruneScan {
 }
 
 // oldReadNotifications returns a scan of the notifications created before
-// horizon (Unix ms) that are read. A user's keys are in ID order, which is
-// time order, so the scan skips to the next user at the first new one.
+// horizon (Unix ms) that are read. The notifications bucket is in ID order,
+// which is time order, so the scan ends at the first new one. It collects
+// user key ‖ ID of each.
 func (s *Store) oldReadNotifications(horizon uint64) pruneScan {
 	return func(b *bolt.Bucket, tx *bolt.Tx, from []byte) ([][]byte, []byte) {
-		unread := tx.Bucket(bucketUnread)
+		items := tx.Bucket(bucketItems)
 		var keys [][]byte
 		c := b.Cursor()
-		k, _ := c.First()
+		k, v := c.First()
 		if from != nil {
-			k, _ = c.Seek(from)
+			k, v = c.Seek(from)
 		}
-		for k != nil {
+		for ; k != nil; k, v = c.Next() {
 			if len(keys) == pruneBatch {
 				return keys, bytes.Clone(k)
 			}
 			id, ok := splitItemKey(k)
-			if !ok {
-				k, _ = c.Next()
+			if !ok || len(k) != idLen {
 				continue
 			}
 			if id.Time() >= horizon {
-				// The rest of this user is newer: go to the next user.
-				end := prefixEnd(k[:len(k)-idLen])
-				if end == nil {
-					break
-				}
-				k, _ = c.Seek(end)
-				continue
+				break
 			}
-			if !exists(unread, k) {
-				keys = append(keys, bytes.Clone(k))
+			uk := bodyUserKey(v)
+			if uk != nil && exists(items, entryKey(uk, tagRead, id)) {
+				keys = append(keys, itemKey(uk, id))
 			}
-			k, _ = c.Next()
 		}
 		return keys, nil
 	}
 }
 
-// deleteReadNotifications deletes notifications that are still read (one
-// could have been deleted since the scan; none becomes unread again).
+// deleteReadNotifications deletes notifications, given as user key ‖ ID,
+// that are still read (one could have been deleted since the scan; none
+// becomes unread again).
 func deleteReadNotifications(w *wtx, keys [][]byte) (int, error) {
 	n := 0
 	for _, k := range keys {
-		if w.notifs.Get(k) == nil || exists(w.unread, k) {
+		id, _ := splitItemKey(k)
+		entry := entryKey(k[:len(k)-idLen], tagRead, id)
+		if !exists(w.items, entry) {
 			continue
 		}
-		if err := w.notifs.Delete(k); err != nil {
+		if err := w.items.Delete(entry); err != nil {
+			return 0, fmt.Errorf("delete read entry: %w", err)
+		}
+		if err := w.notifs.Delete(id[:]); err != nil {
 			return 0, fmt.Errorf("delete notification: %w", err)
 		}
 		n++

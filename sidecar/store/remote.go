@@ -113,8 +113,7 @@ func checkRemoteNotification(c *notification.Change) ([]ulid.ULID, error) {
 // remoteCreated inserts a remote notification unless it exists or was deleted.
 func (w *wtx) remoteCreated(uk []byte, rn *notification.Notification) (bool, error) {
 	id, _ := ulid.ParseStrict(rn.ID)
-	k := itemKey(uk, id)
-	if w.notifs.Get(k) != nil || w.tombs.Get(k) != nil {
+	if w.notifs.Get(id[:]) != nil || w.tombs.Get(itemKey(uk, id)) != nil {
 		return false, nil
 	}
 	n := *rn
@@ -124,37 +123,35 @@ func (w *wtx) remoteCreated(uk []byte, rn *notification.Notification) (bool, err
 	if err := w.insert(uk, id, &n); err != nil {
 		return false, err
 	}
-	return true, w.emit(uk, notification.Event{
+	w.emit(uk, notification.Event{
 		UserID:       n.UserID,
 		Kind:         notification.KindCreated,
 		Notification: &n,
 		UnreadCount:  int(w.unreadCount(uk)),
 	})
+	return true, nil
 }
 
 // remoteRead marks read the listed IDs that are unread here.
 func (w *wtx) remoteRead(uk []byte, userID string, ids []ulid.ULID) (bool, error) {
 	var changed []string
 	for _, id := range ids {
-		k := itemKey(uk, id)
-		if !exists(w.unread, k) {
-			continue
+		ok, err := w.markRead(uk, id)
+		if err != nil {
+			return false, err
 		}
-		if err := w.unread.Delete(k); err != nil {
-			return false, fmt.Errorf("delete unread entry: %w", err)
+		if ok {
+			changed = append(changed, id.String())
 		}
-		changed = append(changed, id.String())
 	}
 	if len(changed) == 0 {
 		return false, nil
 	}
-	count, err := w.decUnread(uk, len(changed))
-	if err != nil {
-		return false, err
-	}
-	return true, w.emit(uk, notification.Event{
+	count := w.decUnread(uk, len(changed))
+	w.emit(uk, notification.Event{
 		UserID: userID, Kind: notification.KindRead, IDs: changed, UnreadCount: count,
 	})
+	return true, nil
 }
 
 // remoteReadAll marks read every unread ID up to UpTo (all without one).
@@ -171,17 +168,17 @@ func (w *wtx) remoteReadAll(uk []byte, userID string, upTo []ulid.ULID) (bool, e
 	}
 	count := int(w.unreadCount(uk))
 	if count == 0 {
-		return true, w.emit(uk, notification.Event{
-			UserID: userID, Kind: notification.KindReadAll, UnreadCount: 0,
-		})
+		w.emit(uk, notification.Event{UserID: userID, Kind: notification.KindReadAll})
+		return true, nil
 	}
 	ids := make([]string, len(marked))
 	for i, id := range marked {
 		ids[i] = id.String()
 	}
-	return true, w.emit(uk, notification.Event{
+	w.emit(uk, notification.Event{
 		UserID: userID, Kind: notification.KindRead, IDs: ids, UnreadCount: count,
 	})
+	return true, nil
 }
 
 // remoteDeleted deletes the listed IDs that exist and tombstones them all.
@@ -189,8 +186,7 @@ func (w *wtx) remoteDeleted(uk []byte, userID string, ids []ulid.ULID) (bool, er
 	var deleted []string
 	wasUnread := 0
 	for _, id := range ids {
-		k := itemKey(uk, id)
-		if w.notifs.Get(k) != nil {
+		if has, _ := readState(w.items, uk, id); has {
 			u, err := w.remove(uk, id)
 			if err != nil {
 				return false, err
@@ -207,11 +203,9 @@ func (w *wtx) remoteDeleted(uk []byte, userID string, ids []ulid.ULID) (bool, er
 	if len(deleted) == 0 {
 		return false, nil
 	}
-	count, err := w.decUnread(uk, wasUnread)
-	if err != nil {
-		return false, err
-	}
-	return true, w.emit(uk, notification.Event{
+	count := w.decUnread(uk, wasUnread)
+	w.emit(uk, notification.Event{
 		UserID: userID, Kind: notification.KindDeleted, IDs: deleted, UnreadCount: count,
 	})
+	return true, nil
 }

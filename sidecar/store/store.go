@@ -21,16 +21,23 @@
 // A user key is uvarint(len(user ID)) ‖ user ID, so that the keys of user "4"
 // never share a prefix with those of user "42". An ID is a 16-byte binary ULID.
 //
-//	notifications  user key ‖ ID        → the notification (see codec.go)
-//	unread         user key ‖ ID        → empty (the unread index)
-//	unread_counts  user key             → uint64, entries of the unread index
-//	seqs           user key             → uint64, the user's last event Seq
-//	idempotency    user key ‖ host key  → ID (its ULID time dates the key)
-//	tombstones     user key ‖ ID        → uint64 Unix ms of the deletion
-//	outbox         uint64 (NextSequence) → uvarint(len(user ID)) ‖ user ID ‖ Change JSON
+//	notifications  ID                      → user key ‖ the notification (codec.go)
+//	items          user key ‖ 'r' ‖ ID     → empty: a read notification of the user
+//	               user key ‖ 'u' ‖ ID     → empty: an unread one (the unread index)
+//	               user key ‖ 'v'          → unread count ‖ last event Seq (uint64 each)
+//	idempotency    user key ‖ host key     → ID (its ULID time dates the key)
+//	tombstones     user key ‖ ID           → Unix ms of the deletion (uint64)
+//	outbox         uint64 (NextSequence)   → user key ‖ Change JSON
 //	meta           "schema" → uint64, "node_id" → string, "cursor/<name>" → string
 //
-// Integers are big-endian.
+// Integers are big-endian. The layout is shaped by what a commit writes: a
+// bbolt commit rewrites every page it touched, and with fsync the pages per
+// commit set the throughput. Notifications are keyed by ID alone, so new
+// ones are appended to the same few pages; the per-user part of a create is
+// one entry and the user's state, which sit side by side ('u' < 'v'), so a
+// create for a user usually dirties one page of items. Keying notifications
+// by user ‖ ID, with the count and Seq in buckets of their own, wrote four
+// pages per user per commit and was measured 2-3 times slower.
 //
 // # Locks
 //
@@ -58,6 +65,8 @@ import (
 // SchemaVersion is the version of the file format this code writes. Open
 // refuses a file written with a higher version.
 const SchemaVersion = 1
+
+const initialMmapSize = 256 << 20
 
 // Defaults of Options.
 const (
@@ -96,6 +105,10 @@ type Options struct {
 	Logger hclog.Logger
 	// Now returns the current time. Default time.Now; tests set it.
 	Now func() time.Time
+
+	// maxSize caps the file (bbolt Options.MaxSize); tests use it to make
+	// commits fail.
+	maxSize int
 }
 
 func (o *Options) applyDefaults() {
@@ -151,6 +164,11 @@ func Open(opts Options) (*Store, error) {
 	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{
 		Timeout:      opts.LockTimeout,
 		FreelistType: bolt.FreelistMapType,
+		// A remap of a growing file waits for every open read transaction;
+		// mapping 256 MiB of address space up front spares the writer that
+		// wait until the file outgrows it. It costs no memory.
+		InitialMmapSize: initialMmapSize,
+		MaxSize:         opts.maxSize,
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, lockedError(opts.Path)

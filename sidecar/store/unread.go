@@ -40,21 +40,19 @@ func (s *Store) MarkRead(ctx context.Context, userID string, ids []string) (chan
 		}
 		changed = changed[:0]
 		for _, id := range parsed {
-			k := itemKey(uk, id)
-			if !exists(w.unread, k) {
-				continue
+			ok, err := w.markRead(uk, id)
+			if err != nil {
+				return err
 			}
-			if err := w.unread.Delete(k); err != nil {
-				return fmt.Errorf("delete unread entry: %w", err)
+			if ok {
+				changed = append(changed, id.String())
 			}
-			changed = append(changed, id.String())
 		}
-		count, err := w.decUnread(uk, len(changed))
-		unread = count
-		if err != nil || len(changed) == 0 {
-			return err
+		unread = w.decUnread(uk, len(changed))
+		if len(changed) == 0 {
+			return nil
 		}
-		return w.emitAndShip(uk, userID, notification.KindRead, changed, "", count)
+		return w.emitAndShip(uk, userID, notification.KindRead, changed, "", unread)
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("mark read: %w", err)
@@ -77,11 +75,7 @@ func (s *Store) MarkAllRead(ctx context.Context, userID string) (changed int, er
 		if err != nil || changed == 0 {
 			return err
 		}
-		var upTo string
-		if k := seekBefore(w.notifs.Cursor(), prefixEnd(uk)); isItemOf(k, uk) {
-			id, _ := splitItemKey(k)
-			upTo = id.String()
-		}
+		upTo := w.newestID(uk).String()
 		return w.emitAndShip(uk, userID, notification.KindReadAll, nil, upTo, 0)
 	})
 	if err != nil {
@@ -90,14 +84,44 @@ func (s *Store) MarkAllRead(ctx context.Context, userID string) (changed int, er
 	return changed, nil
 }
 
-// readAllUpTo deletes the user's unread entries with an ID up to and
+// markRead moves id from the user's unread entries to the read ones and
+// reports whether it was unread. It does not touch the count.
+func (w *wtx) markRead(uk []byte, id ulid.ULID) (bool, error) {
+	k := entryKey(uk, tagUnread, id)
+	if !exists(w.items, k) {
+		return false, nil
+	}
+	if err := w.items.Delete(k); err != nil {
+		return false, fmt.Errorf("delete unread entry: %w", err)
+	}
+	if err := w.items.Put(entryKey(uk, tagRead, id), nil); err != nil {
+		return false, fmt.Errorf("put read entry: %w", err)
+	}
+	return true, nil
+}
+
+// newestID returns the user's highest ID, read or unread (zero if none).
+func (w *wtx) newestID(uk []byte) ulid.ULID {
+	var zero ulid.ULID
+	newest := zero
+	for _, tag := range []byte{tagRead, tagUnread} {
+		it := newEntryIter(w.items, uk, tag, zero, false)
+		if it.ok && it.id.Compare(newest) > 0 {
+			newest = it.id
+		}
+	}
+	return newest
+}
+
+// readAllUpTo marks read the user's unread entries with an ID up to and
 // including upTo (all of them when upTo is nil), fixes the count and returns
 // the IDs it marked read, oldest first.
 func (w *wtx) readAllUpTo(uk []byte, upTo *ulid.ULID) ([]ulid.ULID, error) {
 	// Collect first: deleting under a moving cursor skips keys.
 	var ids []ulid.ULID
-	c := w.unread.Cursor()
-	for k, _ := c.Seek(uk); isItemOf(k, uk); k, _ = c.Next() {
+	prefix := tagPrefix(uk, tagUnread)
+	c := w.items.Cursor()
+	for k, _ := c.Seek(prefix); isEntryOf(k, prefix); k, _ = c.Next() {
 		id, _ := splitItemKey(k)
 		if upTo != nil && id.Compare(*upTo) > 0 {
 			break
@@ -105,22 +129,17 @@ func (w *wtx) readAllUpTo(uk []byte, upTo *ulid.ULID) ([]ulid.ULID, error) {
 		ids = append(ids, id)
 	}
 	for _, id := range ids {
-		if err := w.unread.Delete(itemKey(uk, id)); err != nil {
-			return nil, fmt.Errorf("delete unread entry: %w", err)
+		if _, err := w.markRead(uk, id); err != nil {
+			return nil, err
 		}
 	}
 	if upTo == nil {
 		// All read: zero also a count that drifted from the index.
-		if w.unreadCount(uk) == 0 {
-			return ids, nil
-		}
-		return ids, w.setUnreadCount(uk, 0)
+		w.setUnreadCount(uk, 0)
+		return ids, nil
 	}
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	_, err := w.decUnread(uk, len(ids))
-	return ids, err
+	w.decUnread(uk, len(ids))
+	return ids, nil
 }
 
 // Delete deletes ids of the user and returns the unread count after. An id
@@ -151,12 +170,8 @@ func (s *Store) Delete(ctx context.Context, userID string, ids []string) (unread
 			}
 			deleted = append(deleted, id.String())
 		}
-		count, err := w.decUnread(uk, wasUnread)
-		unread = count
-		if err != nil {
-			return err
-		}
-		return w.emitAndShip(uk, userID, notification.KindDeleted, deleted, "", count)
+		unread = w.decUnread(uk, wasUnread)
+		return w.emitAndShip(uk, userID, notification.KindDeleted, deleted, "", unread)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("delete: %w", err)
@@ -164,20 +179,21 @@ func (s *Store) Delete(ctx context.Context, userID string, ids []string) (unread
 	return unread, nil
 }
 
-// remove deletes one notification and its unread entry and reports whether
-// it was unread. It does not touch the count.
+// remove deletes one notification of the user and its entry and reports
+// whether it was unread. It does not touch the count.
 func (w *wtx) remove(uk []byte, id ulid.ULID) (wasUnread bool, err error) {
-	k := itemKey(uk, id)
-	if err := w.notifs.Delete(k); err != nil {
+	_, unread := readState(w.items, uk, id)
+	tag := tagRead
+	if unread {
+		tag = tagUnread
+	}
+	if err := w.items.Delete(entryKey(uk, tag, id)); err != nil {
+		return false, fmt.Errorf("delete item entry: %w", err)
+	}
+	if err := w.notifs.Delete(id[:]); err != nil {
 		return false, fmt.Errorf("delete notification: %w", err)
 	}
-	if !exists(w.unread, k) {
-		return false, nil
-	}
-	if err := w.unread.Delete(k); err != nil {
-		return false, fmt.Errorf("delete unread entry: %w", err)
-	}
-	return true, nil
+	return unread, nil
 }
 
 // tombstone records that id was deleted, dated now.
@@ -193,7 +209,7 @@ func (w *wtx) tombstone(uk []byte, id ulid.ULID) error {
 // that the user does not have.
 func (w *wtx) checkExist(uk []byte, ids []ulid.ULID) error {
 	for _, id := range ids {
-		if w.notifs.Get(itemKey(uk, id)) == nil {
+		if has, _ := readState(w.items, uk, id); !has {
 			return fmt.Errorf("%s: %w", id, ErrNotFound)
 		}
 	}
@@ -201,28 +217,25 @@ func (w *wtx) checkExist(uk []byte, ids []ulid.ULID) error {
 }
 
 // decUnread lowers the user's unread count by n and returns it.
-func (w *wtx) decUnread(uk []byte, n int) (int, error) {
+func (w *wtx) decUnread(uk []byte, n int) int {
 	count := w.unreadCount(uk)
 	if n == 0 {
-		return int(count), nil
+		return int(count)
 	}
 	if uint64(n) > count {
-		// The index and the count disagree; the index is the truth.
+		// The entries and the count disagree; the entries are the truth.
 		w.s.log.Error("unread count below index", "count", count, "removed", n)
 		count = uint64(n)
 	}
 	count -= uint64(n)
-	return int(count), w.setUnreadCount(uk, count)
+	w.setUnreadCount(uk, count)
+	return int(count)
 }
 
 // emitAndShip emits a read, read_all or deleted event and writes its change
 // to the outbox.
 func (w *wtx) emitAndShip(uk []byte, userID string, kind notification.Kind, ids []string, upTo string, count int) error {
-	if err := w.emit(uk, notification.Event{
-		UserID: userID, Kind: kind, IDs: ids, UnreadCount: count,
-	}); err != nil {
-		return err
-	}
+	w.emit(uk, notification.Event{UserID: userID, Kind: kind, IDs: ids, UnreadCount: count})
 	return w.putOutbox(notification.Change{Kind: kind, UserID: userID, IDs: ids, UpTo: upTo})
 }
 
@@ -256,24 +269,19 @@ func (s *Store) Unread(userID string, limit int) (Snapshot, error) {
 	uk := userKey(userID)
 	var snap Snapshot
 	err := s.view(func(tx *bolt.Tx) error {
-		notifs := tx.Bucket(bucketNotifications)
-		snap.UnreadCount = int(getUint64(tx.Bucket(bucketCounts).Get(uk)))
-		snap.Seq = getUint64(tx.Bucket(bucketSeqs).Get(uk))
+		notifs, items := tx.Bucket(bucketNotifications), tx.Bucket(bucketItems)
+		unread, seq := decodeUserState(items.Get(tagPrefix(uk, tagState)))
+		snap.UnreadCount, snap.Seq = int(unread), seq
 
-		c := tx.Bucket(bucketUnread).Cursor()
-		for k := seekBefore(c, prefixEnd(uk)); isItemOf(k, uk); k, _ = c.Prev() {
+		var zero ulid.ULID
+		for it := newEntryIter(items, uk, tagUnread, zero, false); it.ok; it.prev() {
 			if len(snap.Notifications) == limit {
 				snap.Truncated = true
 				break
 			}
-			id, _ := splitItemKey(k)
-			v := notifs.Get(k)
-			if v == nil {
-				return fmt.Errorf("unread entry %s without notification: %w", id, errCorrupt)
-			}
-			n, err := decodeNotification(userID, id, v, false)
+			n, err := decodeNotification(it.id, notifs.Get(it.id[:]), false)
 			if err != nil {
-				return fmt.Errorf("read %s: %w", id, err)
+				return fmt.Errorf("read %s: %w", it.id, err)
 			}
 			snap.Notifications = append(snap.Notifications, n)
 		}
@@ -294,7 +302,8 @@ func (s *Store) UnreadCount(userID string) (int, error) {
 	uk := userKey(userID)
 	var n int
 	err := s.view(func(tx *bolt.Tx) error {
-		n = int(getUint64(tx.Bucket(bucketCounts).Get(uk)))
+		unread, _ := decodeUserState(tx.Bucket(bucketItems).Get(tagPrefix(uk, tagState)))
+		n = int(unread)
 		return nil
 	})
 	if err != nil {

@@ -174,7 +174,11 @@ type wtx struct {
 	s  *Store
 	tx *bolt.Tx
 
-	notifs, unread, counts, seqs, idem, tombs, outbox, meta *bolt.Bucket
+	notifs, items, idem, tombs, outbox, meta *bolt.Bucket
+
+	// users caches the state of the users the batch touches; flush writes
+	// the changed ones once, at the end of the batch.
+	users map[string]*userState
 
 	events []notification.Event
 	after  []func()
@@ -182,44 +186,86 @@ type wtx struct {
 	outboxDelta int64
 }
 
+// appendFillPercent is the fill of the buckets written in key order. Not
+// 1.0: remote notifications land a little behind the newest local ones.
+const appendFillPercent = 0.9
+
+// userState is a user's unread count and last event Seq, stored under
+// user key ‖ tagState in the items bucket as two big-endian uint64.
+type userState struct {
+	unread, seq uint64
+	dirty       bool
+}
+
 func (w *wtx) bind(tx *bolt.Tx) {
 	w.tx = tx
 	w.notifs = tx.Bucket(bucketNotifications)
-	w.unread = tx.Bucket(bucketUnread)
-	w.counts = tx.Bucket(bucketCounts)
-	w.seqs = tx.Bucket(bucketSeqs)
+	w.items = tx.Bucket(bucketItems)
+	// IDs grow, so notifications and outbox records are appended: full pages
+	// halve the pages each commit writes (bbolt splits at half by default).
+	w.notifs.FillPercent = appendFillPercent
 	w.idem = tx.Bucket(bucketIdempotency)
 	w.tombs = tx.Bucket(bucketTombstones)
 	w.outbox = tx.Bucket(bucketOutbox)
+	w.outbox.FillPercent = appendFillPercent
 	w.meta = tx.Bucket(bucketMeta)
+	w.users = make(map[string]*userState)
 }
 
-// flush runs at the end of the batch transaction, before the commit.
-func (w *wtx) flush() error { return nil }
+// user returns the batch's copy of a user's state.
+func (w *wtx) user(uk []byte) *userState {
+	if st, ok := w.users[string(uk)]; ok {
+		return st
+	}
+	st := &userState{}
+	st.unread, st.seq = decodeUserState(w.items.Get(tagPrefix(uk, tagState)))
+	w.users[string(uk)] = st
+	return st
+}
+
+// flush writes the changed user states, at the end of the batch transaction.
+func (w *wtx) flush() error {
+	for uk, st := range w.users {
+		if !st.dirty {
+			continue
+		}
+		v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), st.unread)
+		v = binary.BigEndian.AppendUint64(v, st.seq)
+		if err := w.items.Put(tagPrefix([]byte(uk), tagState), v); err != nil {
+			return fmt.Errorf("put user state: %w", err)
+		}
+	}
+	return nil
+}
+
+// decodeUserState decodes a stored user state; absent means zero.
+func decodeUserState(v []byte) (unread, seq uint64) {
+	if len(v) != 16 {
+		return 0, 0
+	}
+	return binary.BigEndian.Uint64(v[:8]), binary.BigEndian.Uint64(v[8:])
+}
 
 // afterCommit registers f to run on the writer after the batch is durable.
 func (w *wtx) afterCommit(f func()) { w.after = append(w.after, f) }
 
 // unreadCount returns the user's unread count.
-func (w *wtx) unreadCount(uk []byte) uint64 { return getUint64(w.counts.Get(uk)) }
+func (w *wtx) unreadCount(uk []byte) uint64 { return w.user(uk).unread }
 
-// setUnreadCount stores the user's unread count.
-func (w *wtx) setUnreadCount(uk []byte, n uint64) error {
-	if err := w.counts.Put(uk, putUint64(n)); err != nil {
-		return fmt.Errorf("put unread count: %w", err)
-	}
-	return nil
+// setUnreadCount sets the user's unread count.
+func (w *wtx) setUnreadCount(uk []byte, n uint64) {
+	st := w.user(uk)
+	st.unread, st.dirty = n, true
 }
 
-// emit gives ev the user's next Seq, persists it, and queues ev for OnCommit.
-func (w *wtx) emit(uk []byte, ev notification.Event) error {
-	seq := getUint64(w.seqs.Get(uk)) + 1
-	if err := w.seqs.Put(uk, putUint64(seq)); err != nil {
-		return fmt.Errorf("put seq: %w", err)
-	}
-	ev.Seq = seq
+// emit gives ev the user's next Seq, persisted with the batch, and queues ev
+// for OnCommit.
+func (w *wtx) emit(uk []byte, ev notification.Event) {
+	st := w.user(uk)
+	st.seq++
+	st.dirty = true
+	ev.Seq = st.seq
 	w.events = append(w.events, ev)
-	return nil
 }
 
 // putOutbox writes c as an outbox record when the store is replicated.
