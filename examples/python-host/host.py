@@ -92,7 +92,7 @@ def run_demo(stub, user):
     except grpc.RpcError as err:
         if err.code() != grpc.StatusCode.INVALID_ARGUMENT:
             raise
-        print("invalid request refused (%s): %s" % (err.code().name, describe_rpc_error(err)))
+        print("invalid request refused (%s): %s" % (err.code().name, err.details()))
     else:
         raise HostError("Herald accepted a notification without a title")
 

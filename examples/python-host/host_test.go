@@ -194,8 +194,7 @@ func checkOutput(t *testing.T, out, user string, wantUnread int) string {
 	if want := fmt.Sprintf("unread count for user %s: %d\n", user, wantUnread); !strings.Contains(out, want) {
 		t.Fatalf("want %q in:\n%s", want, out)
 	}
-	if !strings.Contains(out, "invalid request refused (INVALID_ARGUMENT): Herald refused the request as invalid: ") ||
-		!strings.Contains(out, "title") {
+	if !strings.Contains(out, "invalid request refused (INVALID_ARGUMENT): notification.title: ") {
 		t.Fatalf("no clear INVALID_ARGUMENT line naming the title in:\n%s", out)
 	}
 	return m[1]
