@@ -120,6 +120,10 @@ func TestOriginAllowList(t *testing.T) {
 			if tc.want == 403 && counter(t, e.m.UnreadSync) != syncs {
 				t.Fatal("a refused origin caused an unread_sync (store read)")
 			}
+			if tc.want == 101 {
+				// Let the accepted socket's sync finish before the next case.
+				eventually(t, "unread_sync", func() bool { return counter(t, e.m.UnreadSync) == syncs+1 })
+			}
 		})
 	}
 	// Close the accepted handshakes' sockets before the end-of-test checks.

@@ -106,6 +106,7 @@ func (c *conn) goLive(sync []byte, snapSeq uint64) {
 	c.enqueueLocked(outFrame{op: gws.OpcodeText, data: sync})
 	pending := c.pending
 	c.pending = nil
+	c.g.stats.bufferedEvents.Add(int64(len(pending)))
 	for _, f := range pending {
 		if c.state != stateLive {
 			return

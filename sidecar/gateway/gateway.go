@@ -77,6 +77,12 @@ type Gateway struct {
 
 	janitorStop chan struct{}
 	janitorDone chan struct{}
+
+	stats struct {
+		// bufferedEvents counts events that reached a socket while it
+		// synced (kept or dropped by goLive); tests read it.
+		bufferedEvents atomic.Int64
+	}
 }
 
 // New returns a Gateway and starts its heartbeat goroutine, which Shutdown

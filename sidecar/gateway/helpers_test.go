@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -300,5 +301,30 @@ func notificationIDs(tb testing.TB, c *wsclient.Client) []string {
 			ids = append(ids, decodeLive(tb, f).Notification.ID)
 		}
 	}
+	return ids
+}
+
+// notificationDraft is notification.Draft, shortened for tests.
+type notificationDraft = notification.Draft
+
+// allIDs returns the ids of all of user's notifications, oldest first.
+func (e *env) allIDs(user string) []string {
+	e.t.Helper()
+	var ids []string
+	q := store.ListQuery{UserID: user, Limit: 100}
+	for {
+		p, err := e.st.List(q)
+		if err != nil {
+			e.t.Fatalf("list: %v", err)
+		}
+		for _, n := range p.Notifications {
+			ids = append(ids, n.ID)
+		}
+		if p.Next == "" {
+			break
+		}
+		q.Before = p.Next
+	}
+	slices.Reverse(ids)
 	return ids
 }
