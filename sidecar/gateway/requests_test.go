@@ -1,0 +1,230 @@
+package gateway
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/lxzan/gws"
+
+	"github.com/heraldhq/herald/sidecar/metrics"
+	"github.com/heraldhq/herald/testing/wsclient"
+)
+
+func TestMarkReadReachesEveryTab(t *testing.T) {
+	e := newEnv(t, Options{})
+	ns := e.create("u1", 3)
+	a, _ := e.dial("u1", wsclient.Options{})
+	b, _ := e.dial("u1", wsclient.Options{})
+
+	if err := a.Send(map[string]any{"type": "mark_read", "ids": []string{ns[0].ID, ns[1].ID}}); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []*wsclient.Client{a, b} {
+		f, err := c.WaitType(frameRead, waitTimeout)
+		if err != nil {
+			t.Fatalf("tab %d: %v", i, err)
+		}
+		l := decodeLive(t, f)
+		if !slices.Equal(l.IDs, []string{ns[0].ID, ns[1].ID}) || l.UnreadCount != 1 || l.Seq != 4 {
+			t.Fatalf("tab %d: read %v unread %d seq %d", i, l.IDs, l.UnreadCount, l.Seq)
+		}
+	}
+	// Already read: no change, no frame, no error; the next change follows.
+	if err := a.Send(map[string]any{"type": "mark_read", "ids": []string{ns[0].ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Send(map[string]any{"type": "mark_all_read"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []*wsclient.Client{a, b} {
+		f, err := c.WaitType(frameReadAll, waitTimeout)
+		if err != nil {
+			t.Fatalf("tab %d: %v", i, err)
+		}
+		if l := decodeLive(t, f); l.UnreadCount != 0 || l.Seq != 5 {
+			t.Fatalf("tab %d: read_all unread %d seq %d", i, l.UnreadCount, l.Seq)
+		}
+		for _, f := range c.Frames() {
+			if f.Type == frameError {
+				t.Fatalf("tab %d got an error frame: %s", i, f.Raw)
+			}
+		}
+	}
+
+	// Deletions made by the host reach the tabs too.
+	if _, err := e.st.Delete(context.Background(), "u1", []string{ns[2].ID}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := a.WaitType(frameDeleted, waitTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := decodeLive(t, f); !slices.Equal(l.IDs, []string{ns[2].ID}) || l.Seq != 6 {
+		t.Fatalf("deleted %v seq %d", l.IDs, l.Seq)
+	}
+}
+
+func TestListPages(t *testing.T) {
+	e := newEnv(t, Options{})
+	ns := e.create("u1", 5)
+	if _, _, err := e.st.MarkRead(context.Background(), "u1", []string{ns[4].ID}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := e.dial("u1", wsclient.Options{})
+
+	pages := func(req map[string]any) liveFrame {
+		t.Helper()
+		before := len(pagesOf(c))
+		if err := c.Send(req); err != nil {
+			t.Fatal(err)
+		}
+		fs, err := c.WaitN(wsclient.Type(framePage), before+1, waitTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return decodeLive(t, fs[before])
+	}
+	p1 := pages(map[string]any{"type": "list", "limit": 2})
+	if len(p1.Notifications) != 2 || p1.Notifications[0].ID != ns[4].ID || p1.Next != ns[3].ID {
+		t.Fatalf("page 1: %d items, next %q", len(p1.Notifications), p1.Next)
+	}
+	p2 := pages(map[string]any{"type": "list", "limit": 100, "before": p1.Next})
+	if len(p2.Notifications) != 3 || p2.Notifications[0].ID != ns[2].ID || p2.Next != "" {
+		t.Fatalf("page 2: %d items, next %q", len(p2.Notifications), p2.Next)
+	}
+	u := pages(map[string]any{"type": "list", "unread_only": true})
+	if len(u.Notifications) != 4 || u.Notifications[0].ID != ns[3].ID {
+		t.Fatalf("unread page: %d items", len(u.Notifications))
+	}
+	if !strings.Contains(string(c.Frames()[1].Raw), `"type":"page"`) {
+		t.Fatalf("page frame: %s", c.Frames()[1].Raw)
+	}
+}
+
+func pagesOf(c *wsclient.Client) []wsclient.Frame {
+	var out []wsclient.Frame
+	for _, f := range c.Frames() {
+		if f.Type == framePage {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// TestRefusedFramesKeepTheSocket sends every kind of bad frame; each gets
+// its error frame with the right code and ref, and the socket keeps working.
+func TestRefusedFramesKeepTheSocket(t *testing.T) {
+	e := newEnv(t, Options{})
+	theirs := e.create("someone-else", 1)[0]
+	c, _ := e.dial("u1", wsclient.Options{})
+	tests := []struct {
+		name     string
+		op       gws.Opcode
+		payload  string
+		wantCode string
+		wantRef  string
+	}{
+		{"unknown type", gws.OpcodeText, `{"type":"subscribe"}`, codeUnknownType, "subscribe"},
+		{"invalid JSON", gws.OpcodeText, `{"type":`, codeBadRequest, ""},
+		{"not an object", gws.OpcodeText, `[1,2,3]`, codeBadRequest, ""},
+		{"invalid UTF-8", gws.OpcodeText, "{\"type\":\"ping\xff\"}", codeBadRequest, ""},
+		{"missing type", gws.OpcodeText, `{"ids":[]}`, codeBadRequest, ""},
+		{"type not a string", gws.OpcodeText, `{"type":7}`, codeBadRequest, ""},
+		{"missing ids", gws.OpcodeText, `{"type":"mark_read"}`, codeBadRequest, "mark_read"},
+		{"ids not strings", gws.OpcodeText, `{"type":"mark_read","ids":[1]}`, codeBadRequest, "mark_read"},
+		{"malformed id", gws.OpcodeText, `{"type":"mark_read","ids":["nope"]}`, codeBadRequest, "mark_read"},
+		{"unknown id", gws.OpcodeText, `{"type":"mark_read","ids":["01ARZ3NDEKTSV4RRFFQ69G5FAV"]}`,
+			codeNotFound, "mark_read"},
+		{"another user's id", gws.OpcodeText, `{"type":"mark_read","ids":["` + theirs.ID + `"]}`,
+			codeNotFound, "mark_read"},
+		{"limit too big", gws.OpcodeText, `{"type":"list","limit":101}`, codeBadRequest, "list"},
+		{"bad before", gws.OpcodeText, `{"type":"list","before":"x"}`, codeBadRequest, "list"},
+		{"binary frame", gws.OpcodeBinary, `{"type":"ping"}`, codeBadRequest, ""},
+	}
+	for i, tc := range tests {
+		if err := c.SendRaw(tc.op, []byte(tc.payload)); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		errs, err := c.WaitN(wsclient.Type(frameError), i+1, waitTimeout)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		l := decodeLive(t, errs[i])
+		if l.Code != tc.wantCode || l.Ref != tc.wantRef || l.Message == "" {
+			t.Fatalf("%s: error %q ref %q message %q; want %q ref %q", tc.name, l.Code, l.Ref, l.Message,
+				tc.wantCode, tc.wantRef)
+		}
+	}
+	// Still usable.
+	if err := c.Send(map[string]any{"type": "ping"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitType(framePong, waitTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ended := c.CloseStatus(); ended {
+		t.Fatal("socket closed")
+	}
+	// The other user's notification was not touched.
+	if n, err := e.st.UnreadCount("someone-else"); err != nil || n != 1 {
+		t.Fatalf("other user's unread = %d, %v", n, err)
+	}
+}
+
+func TestOversizedFrameCloses1009(t *testing.T) {
+	e := newEnv(t, Options{MaxFrameBytes: 4 << 10})
+	c, _ := e.dial("u1", wsclient.Options{})
+	big := `{"type":"ping","pad":"` + strings.Repeat("x", 5<<10) + `"}`
+	if err := c.SendRaw(gws.OpcodeText, []byte(big)); err != nil {
+		t.Fatal(err)
+	}
+	code, _, err := c.WaitClosed(waitTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != int(CloseTooLarge) {
+		t.Fatalf("close code %d, want 1009", code)
+	}
+	eventually(t, "eviction counted", func() bool {
+		return counter(t, e.m.Evictions.WithLabelValues(metrics.EvictFrameTooLarge)) == 1
+	})
+	eventually(t, "socket removed", func() bool { return e.gw.Count("u1") == 0 })
+}
+
+func TestClientFrameRateLimit(t *testing.T) {
+	e := newEnv(t, Options{ClientFrameRate: 0.001, ClientFrameBurst: 3})
+	c, _ := e.dial("u1", wsclient.Options{})
+	for range 5 {
+		if err := c.Send(map[string]any{"type": "ping"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.WaitN(wsclient.Type(framePong), 3, waitTimeout); err != nil {
+		t.Fatal(err)
+	}
+	errs, err := c.WaitN(wsclient.Type(frameError), 2, waitTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := decodeLive(t, errs[0]); l.Code != codeRateLimited {
+		t.Fatalf("error code %q, want rate_limited", l.Code)
+	}
+}
+
+func TestProtocolPingAnswered(t *testing.T) {
+	e := newEnv(t, Options{})
+	c, _ := e.dial("u1", wsclient.Options{})
+	if err := c.SendRaw(gws.OpcodePing, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	// The pong is a control frame the client does not record; a JSON ping
+	// sent after it proves the connection stayed healthy.
+	if err := c.Send(map[string]any{"type": "ping"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitType(framePong, waitTimeout); err != nil {
+		t.Fatal(err)
+	}
+}
