@@ -87,6 +87,7 @@ type clientTotals struct {
 	connect  *Histogram
 	sync     *Histogram
 	latency  *Histogram
+	byURL    []*Histogram
 	// elapsedNs is the slowest worker's ready time.
 	elapsedNs int64
 }
@@ -100,6 +101,12 @@ func mergeEvents(evs []event) clientTotals {
 		t.connect.Merge(e.Connect)
 		t.sync.Merge(e.Sync)
 		t.latency.Merge(e.Latency)
+		for i, h := range e.LatencyByURL {
+			for len(t.byURL) <= i {
+				t.byURL = append(t.byURL, NewHistogram())
+			}
+			t.byURL[i].Merge(h)
+		}
 		t.elapsedNs = max(t.elapsedNs, e.ElapsedNs)
 	}
 	return t

@@ -36,15 +36,18 @@ type fanoutResult struct {
 	Misdelivered int64   `json:"misdelivered"`
 	DrainSeconds float64 `json:"drain_seconds"`
 	// Latency is from the create call's start to the frame's arrival.
-	Latency        Summary        `json:"latency"`
-	CreateRPC      Summary        `json:"create_rpc"`
-	ConnectFailed  int64          `json:"connect_failed"`
-	ClosedByServer int64          `json:"closed_by_server"`
-	Closes         map[string]int `json:"closes,omitempty"`
+	Latency Summary `json:"latency"`
+	// LatencyByReplica splits Latency by the replica the clients were on,
+	// in --ws order; the first --socket's replica is the creating one.
+	LatencyByReplica []Summary      `json:"latency_by_replica,omitempty"`
+	CreateRPC        Summary        `json:"create_rpc"`
+	ConnectFailed    int64          `json:"connect_failed"`
+	ClosedByServer   int64          `json:"closed_by_server"`
+	Closes           map[string]int `json:"closes,omitempty"`
 }
 
 func (r *fanoutResult) rows() [][2]string {
-	return [][2]string{
+	rows := [][2]string{
 		{"clients", fmt.Sprintf("%d over %d users, %d replicas, %d processes", r.Conns, r.Users, r.Replicas, r.Processes)},
 		{"target rate", fmt.Sprintf("%.0f/s for %.1fs", r.Rate, r.Seconds)},
 		{"created", fmt.Sprintf("%d (achieved %.0f/s, worst schedule lag %.1fms)", r.Created, r.AchievedRate, r.MaxLagMs)},
@@ -54,8 +57,14 @@ func (r *fanoutResult) rows() [][2]string {
 		{"delivered", fmt.Sprintf("%d (lost %d, duplicated %d, misdelivered %d; drained in %.2fs)",
 			r.Delivered, r.Lost, r.Duplicates, r.Misdelivered, r.DrainSeconds)},
 		{"create→frame latency", r.Latency.String()},
-		{"closed by server", fmt.Sprintf("%d (%s)", r.ClosedByServer, countsString(r.Closes))},
 	}
+	if len(r.LatencyByReplica) > 1 {
+		for i, l := range r.LatencyByReplica {
+			rows = append(rows, [2]string{fmt.Sprintf("  clients on --ws #%d", i+1), l.String()})
+		}
+	}
+	rows = append(rows, [2]string{"closed by server", fmt.Sprintf("%d (%s)", r.ClosedByServer, countsString(r.Closes))})
+	return rows
 }
 
 // runFanout connects o.Conns clients, creates notifications for their users
@@ -122,6 +131,9 @@ func runFanout(ctx context.Context, o options) (*fanoutResult, error) {
 	r.Delivered, r.Duplicates, r.Misdelivered = t.Counters.Delivered, t.Counters.Duplicates, t.Counters.Misdelivered
 	r.Lost = max(r.Expected-r.Delivered, 0)
 	r.Latency = Summarize(t.latency)
+	for _, h := range t.byURL {
+		r.LatencyByReplica = append(r.LatencyByReplica, Summarize(h))
+	}
 	r.ConnectFailed, r.ClosedByServer, r.Closes = t.Counters.Failed, t.Counters.ServerClosed, t.Closes
 	return r, nil
 }

@@ -79,6 +79,8 @@ type event struct {
 	Connect   *Histogram `json:"connect,omitempty"`
 	Sync      *Histogram `json:"sync,omitempty"`
 	Latency   *Histogram `json:"latency,omitempty"`
+	// LatencyByURL splits Latency by the clients' --ws URL, in order.
+	LatencyByURL []*Histogram `json:"latency_by_url,omitempty"`
 }
 
 // runWorker runs one worker: it waits for "start", connects its clients,
@@ -100,7 +102,7 @@ func runWorker(ctx context.Context, cmds <-chan command, emit func(event)) {
 			}
 		}
 	}
-	stats := newClientStats()
+	stats := newClientStats(len(spec.URLs))
 	full := func(ev string) event {
 		e := event{Ev: ev, Worker: spec.ID, Counters: stats.snapshot()}
 		e.Errors, e.Closes = stats.errorCounts()
@@ -134,7 +136,7 @@ func runWorker(ctx context.Context, cmds <-chan command, emit func(event)) {
 			case "finish":
 				closeAll(clients)
 				res := full("result")
-				res.Latency = stats.latency
+				res.Latency, res.LatencyByURL = stats.latency, stats.latencyByURL
 				emit(res)
 				return
 			}
@@ -160,6 +162,7 @@ func buildClients(spec *workerSpec, stats *clientStats) ([]*client, error) {
 			index:   i,
 			user:    user,
 			url:     spec.URLs[i%len(spec.URLs)],
+			urlIdx:  i % len(spec.URLs),
 			token:   tok,
 			unread:  spec.ExpectUnread,
 			timeout: spec.Timeout,

@@ -51,16 +51,21 @@ type clientStats struct {
 	delivered, duplicates, misdelivered, frames     atomic.Int64
 	errorFrames, serverClosed                       atomic.Int64
 	connect, sync, latency                          *Histogram
+	latencyByURL                                    []*Histogram // by the client's URL index
 	errMu                                           sync.Mutex
 	errs                                            map[string]int
 	closeCodes                                      map[string]int
 }
 
-func newClientStats() *clientStats {
-	return &clientStats{
+func newClientStats(urls int) *clientStats {
+	s := &clientStats{
 		connect: NewHistogram(), sync: NewHistogram(), latency: NewHistogram(),
 		errs: map[string]int{}, closeCodes: map[string]int{},
 	}
+	for range urls {
+		s.latencyByURL = append(s.latencyByURL, NewHistogram())
+	}
+	return s
 }
 
 func (s *clientStats) snapshot() counters {
@@ -128,6 +133,7 @@ type clientSpec struct {
 	index   int
 	user    string
 	url     string
+	urlIdx  int
 	source  string
 	token   string
 	unread  int // unread count the unread_sync must report at least
@@ -289,6 +295,7 @@ func (c *client) OnMessage(_ *gws.Conn, msg *gws.Message) {
 		c.seen[d.Seq] = struct{}{}
 		c.stats.delivered.Add(1)
 		c.stats.latency.Record(now.UnixNano() - d.TNs)
+		c.stats.latencyByURL[c.spec.urlIdx].Record(now.UnixNano() - d.TNs)
 	case "error":
 		c.stats.errorFrames.Add(1)
 	}
