@@ -18,7 +18,7 @@ import (
 //
 //	user key     uvarint(len(user ID)) ‖ user ID
 //	version byte (1)
-//	created_at   varint, Unix nanoseconds
+//	created_at   varint Unix seconds ‖ uvarint nanoseconds (any year)
 //	type, title, body, link, data   each uvarint length ‖ bytes
 const codecVersion = 1
 
@@ -31,7 +31,8 @@ func encodeNotification(n *notification.Notification) []byte {
 	b := make([]byte, 0, size)
 	b = appendUserKey(b, n.UserID)
 	b = append(b, codecVersion)
-	b = binary.AppendVarint(b, n.CreatedAt.UnixNano())
+	b = binary.AppendVarint(b, n.CreatedAt.Unix())
+	b = binary.AppendUvarint(b, uint64(n.CreatedAt.Nanosecond()))
 	for _, s := range [...]string{n.Type, n.Title, n.Body, n.Link} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
@@ -58,8 +59,13 @@ func decodeNotification(id ulid.ULID, v []byte, isRead bool) (notification.Notif
 		return notification.Notification{}, errCorrupt
 	}
 	v = v[1:]
-	nanos, w := binary.Varint(v)
+	secs, w := binary.Varint(v)
 	if w <= 0 {
+		return notification.Notification{}, errCorrupt
+	}
+	v = v[w:]
+	nanos, w := binary.Uvarint(v)
+	if w <= 0 || nanos >= 1e9 {
 		return notification.Notification{}, errCorrupt
 	}
 	v = v[w:]
@@ -82,7 +88,7 @@ func decodeNotification(id ulid.ULID, v []byte, isRead bool) (notification.Notif
 		Title:     string(fields[1]),
 		Body:      string(fields[2]),
 		Link:      string(fields[3]),
-		CreatedAt: time.Unix(0, nanos).UTC(),
+		CreatedAt: time.Unix(secs, int64(nanos)).UTC(),
 		IsRead:    isRead,
 	}
 	if len(fields[4]) > 0 {
