@@ -55,7 +55,12 @@ e.g. HERALD_REDIS_URL for --redis-url.`),
 		Subcommands: []*ffcli.Command{
 			serveCommand(io), tokenCommand(io), notifyCommand(io), unreadCommand(io), readCommand(io),
 		},
-		Exec: func(context.Context, []string) error { return flag.ErrHelp },
+		Exec: func(_ context.Context, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown command %q (see herald --help)", args[0])
+			}
+			return flag.ErrHelp
+		},
 	}
 	for _, c := range append(root.Subcommands, root) {
 		c.FlagSet.SetOutput(stderr)

@@ -75,13 +75,13 @@ func New(ctx context.Context, cfg config.Config, mode Mode, logger hclog.Logger)
 	if err := config.CheckDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	d = &Daemon{cfg: cfg, mode: mode, log: logger, registry: prometheus.NewRegistry()}
+	built := &Daemon{cfg: cfg, mode: mode, log: logger, registry: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
-			err = errors.Join(err, d.closeAll())
-			d = nil
+			err = errors.Join(err, built.closeAll())
 		}
 	}()
+	d = built
 	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	verifier, issuer, err := loadKeys(cfg)
