@@ -35,8 +35,9 @@ type Page struct {
 }
 
 // Create stores drafts in one durable commit and returns them as stored, in
-// order. The drafts must be valid (Draft.Validate); Create checks only the user
-// IDs, which it needs for its keys. A draft whose idempotency key was used
+// order. The drafts must be valid (Draft.Validate): Create checks only the
+// user IDs and idempotency keys, which become keys, and fails with an error
+// wrapping a *notification.FieldError for a bad one. A draft whose idempotency key was used
 // before for the same user (in an earlier call, or earlier in this call)
 // returns the first notification, changes nothing and emits no event; if that
 // notification has since been deleted or pruned, the key counts as unused.
@@ -47,12 +48,12 @@ func (s *Store) Create(ctx context.Context, drafts []notification.Draft) ([]noti
 		return nil, nil
 	}
 	for i := range drafts {
-		if err := notification.ValidateUserID(drafts[i].UserID); err != nil {
+		if err := checkKeys(&drafts[i]); err != nil {
 			return nil, fmt.Errorf("create: %w", notification.WithPrefix(fmt.Sprintf("drafts[%d]", i), err))
 		}
 	}
 	out := make([]notification.Notification, len(drafts))
-	err := s.submit(ctx, func(w *wtx) error {
+	err := s.submit(ctx, len(drafts), func(w *wtx) error {
 		for i := range drafts {
 			n, err := w.create(&drafts[i])
 			if err != nil {
@@ -66,6 +67,21 @@ func (s *Store) Create(ctx context.Context, drafts []notification.Draft) ([]noti
 		return nil, fmt.Errorf("create: %w", err)
 	}
 	return out, nil
+}
+
+// checkKeys checks the fields of a draft that become bbolt keys: one that
+// bbolt refused would fail the whole batch, other callers' requests too.
+func checkKeys(d *notification.Draft) error {
+	if err := notification.ValidateUserID(d.UserID); err != nil {
+		return err
+	}
+	if len(d.IdempotencyKey) > notification.MaxIdempotencyKeyLen {
+		return &notification.FieldError{
+			Field:   "idempotency_key",
+			Problem: fmt.Sprintf("is %d bytes, at most %d allowed", len(d.IdempotencyKey), notification.MaxIdempotencyKeyLen),
+		}
+	}
+	return nil
 }
 
 // create stores one draft, or finds the notification of its idempotency key.

@@ -62,7 +62,7 @@ func (s *Store) AckOutbox(ctx context.Context, keys []uint64) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	err := s.submit(ctx, func(w *wtx) error {
+	err := s.submit(ctx, len(keys), func(w *wtx) error {
 		for _, key := range keys {
 			k := putUint64(key)
 			if w.outbox.Get(k) == nil {

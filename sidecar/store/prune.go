@@ -13,8 +13,12 @@ import (
 
 // pruneBatch is the most keys one prune transaction deletes, so that a big
 // prune never holds the writer for long: each batch is one request in the
-// writer's queue, between the others.
-const pruneBatch = 1000
+// writer's queue, between the others. pruneScanMax is the most keys one scan
+// visits, so that no read transaction is long either.
+const (
+	pruneBatch   = 1000
+	pruneScanMax = 20000
+)
 
 // Prune deletes read notifications created before olderThan, and idempotency
 // keys and tombstones older than it, and returns how many notifications it
@@ -75,7 +79,7 @@ func (s *Store) pruneBucket(ctx context.Context, name []byte, scan pruneScan, de
 		}
 		if len(keys) > 0 {
 			var n int
-			err := s.submit(ctx, func(w *wtx) error {
+			err := s.submit(ctx, len(keys), func(w *wtx) error {
 				var err error
 				n, err = del(w, keys)
 				return err
@@ -101,10 +105,11 @@ func scanAll(old func(k, v []byte) bool) pruneScan {
 		if from != nil {
 			k, v = c.Seek(from)
 		}
-		for ; k != nil; k, v = c.Next() {
-			if len(keys) == pruneBatch {
+		for visited := 0; k != nil; k, v = c.Next() {
+			if len(keys) == pruneBatch || visited == pruneScanMax {
 				return keys, bytes.Clone(k)
 			}
+			visited++
 			if old(k, v) {
 				keys = append(keys, bytes.Clone(k))
 			}
@@ -126,10 +131,11 @@ func (s *Store) oldReadNotifications(horizon uint64) pruneScan {
 		if from != nil {
 			k, v = c.Seek(from)
 		}
-		for ; k != nil; k, v = c.Next() {
-			if len(keys) == pruneBatch {
+		for visited := 0; k != nil; k, v = c.Next() {
+			if len(keys) == pruneBatch || visited == pruneScanMax {
 				return keys, bytes.Clone(k)
 			}
+			visited++
 			id, ok := splitItemKey(k)
 			if !ok || len(k) != idLen {
 				continue

@@ -34,7 +34,7 @@ func (s *Store) ApplyRemote(ctx context.Context, c notification.Change, cursorNa
 		return false, fmt.Errorf("apply remote change: %w", err)
 	}
 	uk := userKey(c.UserID)
-	err = s.submit(ctx, func(w *wtx) error {
+	err = s.submit(ctx, len(ids), func(w *wtx) error {
 		var err error
 		switch c.Kind {
 		case notification.KindCreated:

@@ -259,7 +259,7 @@ func (s *Store) NodeID() string { return *s.nodeID.Load() }
 // SetNodeID stores the node ID in the metadata bucket, durably. Outbox
 // records written after it returns carry it as their Origin.
 func (s *Store) SetNodeID(ctx context.Context, id string) error {
-	err := s.submit(ctx, func(w *wtx) error {
+	err := s.submit(ctx, 1, func(w *wtx) error {
 		if err := w.meta.Put(metaNodeID, []byte(id)); err != nil {
 			return fmt.Errorf("put node id: %w", err)
 		}
@@ -287,7 +287,7 @@ func (s *Store) Cursor(name string) (string, error) {
 
 // SetCursor stores value under name in the metadata bucket, durably.
 func (s *Store) SetCursor(ctx context.Context, name, value string) error {
-	err := s.submit(ctx, func(w *wtx) error { return w.putCursor(name, value) })
+	err := s.submit(ctx, 1, func(w *wtx) error { return w.putCursor(name, value) })
 	if err != nil {
 		return fmt.Errorf("set cursor %q: %w", name, err)
 	}

@@ -34,7 +34,7 @@ func (s *Store) MarkRead(ctx context.Context, userID string, ids []string) (chan
 	if err != nil {
 		return nil, 0, fmt.Errorf("mark read: %w", err)
 	}
-	err = s.submit(ctx, func(w *wtx) error {
+	err = s.submit(ctx, len(parsed), func(w *wtx) error {
 		if err := w.checkExist(uk, parsed); err != nil {
 			return reject(err)
 		}
@@ -69,7 +69,7 @@ func (s *Store) MarkAllRead(ctx context.Context, userID string) (changed int, er
 		return 0, fmt.Errorf("mark all read: %w", err)
 	}
 	uk := userKey(userID)
-	err = s.submit(ctx, func(w *wtx) error {
+	err = s.submit(ctx, 1, func(w *wtx) error {
 		marked, err := w.readAllUpTo(uk, nil)
 		changed = len(marked)
 		if err != nil || changed == 0 {
@@ -151,7 +151,7 @@ func (s *Store) Delete(ctx context.Context, userID string, ids []string) (unread
 	if err != nil {
 		return 0, fmt.Errorf("delete: %w", err)
 	}
-	err = s.submit(ctx, func(w *wtx) error {
+	err = s.submit(ctx, len(parsed), func(w *wtx) error {
 		if err := w.checkExist(uk, parsed); err != nil {
 			return reject(err)
 		}

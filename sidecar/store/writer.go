@@ -34,7 +34,16 @@ type request struct {
 	apply func(w *wtx) error
 	// done receives the request's answer; buffered so the writer never waits.
 	done chan error
+	// items is the number of notifications or IDs the request writes, at
+	// least 1; it bounds the size of a batch transaction.
+	items int
 }
+
+// maxBatchItems bounds the items of one batch, so that a queue full of big
+// requests (1,000 calls of 1,000 notifications) never makes one huge
+// transaction: the writer stops draining once it is reached. A single
+// request bigger than it still commits, alone.
+const maxBatchItems = 20000
 
 // rejection marks an error of one request that leaves the batch going.
 type rejection struct{ err error }
@@ -50,11 +59,11 @@ func reject(err error) error { return &rejection{err: err} }
 // returns ctx.Err() if ctx ends before the writer takes the request (the
 // request is then never applied), ErrClosed after Close, the request's own
 // rejection, or the batch's commit error.
-func (s *Store) submit(ctx context.Context, apply func(w *wtx) error) error {
+func (s *Store) submit(ctx context.Context, items int, apply func(w *wtx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &request{ctx: ctx, apply: apply, done: make(chan error, 1)}
+	r := &request{ctx: ctx, apply: apply, done: make(chan error, 1), items: max(items, 1)}
 
 	// Queue it. The queue is bounded: a full queue pushes back on callers.
 	s.sendMu.RLock()
@@ -83,21 +92,26 @@ func (s *Store) submit(ctx context.Context, apply func(w *wtx) error) error {
 }
 
 // runWriter is the writer goroutine: it takes one request, drains whatever
-// else is queued up to MaxBatch, and commits them together. It ends when
-// Close has closed the queue and every queued request is answered.
+// else is queued, up to MaxBatch requests and maxBatchItems items, and
+// commits them together. There is no timer: under light load a request
+// commits alone at once; under heavy load the queue fills while a commit
+// syncs, and the next commit takes it all. It ends when Close has closed
+// the queue and every queued request is answered.
 func (s *Store) runWriter() {
 	defer close(s.writerDone)
 	batch := make([]*request, 0, s.opts.MaxBatch)
 	for r := range s.reqs {
 		batch = append(batch[:0], r)
+		items := r.items
 	fill:
-		for len(batch) < s.opts.MaxBatch {
+		for len(batch) < s.opts.MaxBatch && items < maxBatchItems {
 			select {
 			case r, ok := <-s.reqs:
 				if !ok {
 					break fill
 				}
 				batch = append(batch, r)
+				items += r.items
 			default:
 				break fill
 			}
