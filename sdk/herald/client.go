@@ -22,6 +22,9 @@ type Client struct {
 	pc  *goplugin.Client
 	rpc heraldv1.NotificationServiceClient
 
+	// pid is the launched child's PID, 0 when attached.
+	pid int
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 	// beforeKill and afterKill are the mode's own steps around go-plugin's
@@ -68,6 +71,10 @@ func (c *Client) Close() error {
 // exited; for Attach, the sidecar's socket stopped accepting connections at
 // some point (calls may succeed again if a new sidecar took its place).
 func (c *Client) Exited() bool { return c.pc.Exited() }
+
+// PID returns the process ID of the Herald that Launch started, or 0 for a
+// Client made by Attach (a sidecar's PID means nothing across containers).
+func (c *Client) PID() int { return c.pid }
 
 // call runs one RPC and turns its error into an *Error, or ErrClosed.
 func (c *Client) call(op string, rpc func() error) error {

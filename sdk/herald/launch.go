@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -48,12 +49,25 @@ type LaunchError struct {
 	Err error
 }
 
-// Error implements error.
+// Error implements error. It leads with Herald's own words; go-plugin's
+// message follows in brackets, shortened to its first line.
 func (e *LaunchError) Error() string {
+	what := pluginFailure(e.Err)
 	if e.Reason != "" {
-		return fmt.Sprintf("herald: launch %s: %s (%v)", e.Path, e.Reason, e.Err)
+		return fmt.Sprintf("herald: launch %s: %s (%s)", e.Path, e.Reason, what)
 	}
-	return fmt.Sprintf("herald: launch %s: %v", e.Path, e.Err)
+	return fmt.Sprintf("herald: launch %s: %s", e.Path, what)
+}
+
+// pluginFailure says in one line what go-plugin saw. go-plugin reports a
+// child that exited without printing anything as an unrecognized handshake
+// line followed by a page of advice about architectures, which misleads.
+func pluginFailure(err error) string {
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	if strings.TrimSpace(msg) == "Unrecognized remote plugin message:" {
+		return "herald exited before the handshake"
+	}
+	return msg
 }
 
 // Unwrap returns go-plugin's error.
@@ -121,5 +135,9 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 		kill()
 		return nil, &LaunchError{Path: cfg.Path, Reason: tail.reason(), Err: err}
 	}
-	return &Client{pc: pc, rpc: rpc, afterKill: kill}, nil
+	c := &Client{pc: pc, rpc: rpc, afterKill: kill}
+	if rc := pc.ReattachConfig(); rc != nil {
+		c.pid = rc.Pid
+	}
+	return c, nil
 }
