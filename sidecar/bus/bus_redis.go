@@ -250,6 +250,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 	}
 	r.ctl.init()
 	r.live.init()
+	r.state.init()
 	return r, nil
 }
 

@@ -2,9 +2,16 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
+)
+
+// Reasons for not being ready before the first check.
+var (
+	errNotChecked   = errors.New("not checked yet")
+	errNotConnected = errors.New("not connected yet")
 )
 
 // readiness is what Ready reports, updated by the loops that find out.
@@ -13,6 +20,10 @@ type readiness struct {
 	caughtUp bool  // the first catch-up after start reached the stream's end
 	redisErr error // the last PING's error, nil while Redis answers
 	liveErr  error // why the live subscription is down, nil while it is up
+}
+
+func (s *readiness) init() {
+	s.redisErr, s.liveErr = errNotChecked, errNotConnected
 }
 
 func (s *readiness) ready() error {

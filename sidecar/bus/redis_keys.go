@@ -91,26 +91,37 @@ func (id streamID) less(o streamID) bool {
 	return id.ms < o.ms || (id.ms == o.ms && id.seq < o.seq)
 }
 
-// cursor is the stream position kept in the store: the stream's epoch and
-// the last entry handled. It is stored as "epoch/ms-seq".
+// cursor is the stream position kept in the store: the stream's epoch, the
+// last entry handled, and that entry's ordinal (how many entries the stream
+// had received up to and including it). The ordinal detects entries trimmed
+// before this replica read them: XINFO STREAM's entries-added minus length
+// is how many were trimmed, and Redis 7.0 does not report the newest
+// trimmed ID. It is stored as "epoch/ms-seq/ordinal".
 type cursor struct {
 	epoch string
 	id    streamID
+	n     int64
 }
 
 func parseCursor(s string) (cursor, error) {
 	if s == "" {
 		return cursor{}, nil
 	}
-	epoch, id, ok := strings.Cut(s, "/")
-	if !ok {
+	parts := strings.Split(s, "/")
+	if len(parts) != 3 {
 		return cursor{}, fmt.Errorf("invalid stream cursor %q", s)
 	}
-	sid, err := parseStreamID(id)
+	sid, err := parseStreamID(parts[1])
 	if err != nil {
 		return cursor{}, fmt.Errorf("invalid stream cursor %q: %w", s, err)
 	}
-	return cursor{epoch: epoch, id: sid}, nil
+	n, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil || n < 0 {
+		return cursor{}, fmt.Errorf("invalid stream cursor %q: bad ordinal", s)
+	}
+	return cursor{epoch: parts[0], id: sid, n: n}, nil
 }
 
-func (c cursor) String() string { return c.epoch + "/" + c.id.String() }
+func (c cursor) String() string {
+	return c.epoch + "/" + c.id.String() + "/" + strconv.FormatInt(c.n, 10)
+}

@@ -62,7 +62,7 @@ func (r *Redis) tailSession(ctx context.Context, bo *backoff) error {
 			checkGap = true
 		}
 		if checkGap {
-			if err := r.checkGap(ctx, cur, isNew); err != nil {
+			if cur, err = r.checkGap(ctx, cur, isNew); err != nil {
 				return err
 			}
 			checkGap, isNew = false, false
@@ -116,7 +116,7 @@ func (r *Redis) applyEntries(ctx context.Context, cur cursor, entries []redis.XM
 		if err != nil {
 			return cur, fmt.Errorf("stream entry: %w", err)
 		}
-		next := cursor{epoch: cur.epoch, id: id}
+		next := cursor{epoch: cur.epoch, id: id, n: cur.n + 1}
 		c, ok := r.decodeEntry(e)
 		switch {
 		case !ok:
@@ -182,24 +182,28 @@ func (r *Redis) logEpochChange(cur cursor, epoch string, isNew bool) {
 }
 
 // checkGap reports entries trimmed from the stream before this replica
-// read them: that happens when it was away longer than the retention.
-func (r *Redis) checkGap(ctx context.Context, cur cursor, isNew bool) error {
+// read them, which happens when it was away longer than the retention, and
+// returns the cursor with its ordinal moved past them. It assumes nobody
+// XDELs entries of the stream (a deleted entry would count as trimmed).
+func (r *Redis) checkGap(ctx context.Context, cur cursor, isNew bool) (cursor, error) {
 	info, err := r.client.XInfoStream(ctx, r.keys.stream).Result()
 	if err != nil {
 		if strings.Contains(err.Error(), "no such key") {
-			return nil // no stream yet: nothing was trimmed
+			return cur, nil // no stream yet: nothing was trimmed
 		}
-		return fmt.Errorf("inspect stream: %w", err)
+		return cur, fmt.Errorf("inspect stream: %w", err)
 	}
-	maxDeleted, err := parseStreamID(info.MaxDeletedEntryID)
-	if err != nil || !cur.id.less(maxDeleted) {
-		return nil
+	trimmed := info.EntriesAdded - info.Length
+	if trimmed <= cur.n {
+		return cur, nil
 	}
+	missed := trimmed - cur.n
 	first := info.FirstEntry.ID
-	if isNew && cur.id == (streamID{}) {
+	cur.n = trimmed
+	if isNew {
 		r.log.Warn("new replica: changes older than the stream's retention window are not replicated here",
-			"node_id", r.opts.NodeID, "first_entry_id", first)
-		return nil
+			"node_id", r.opts.NodeID, "trimmed_entries", missed, "first_entry_id", first)
+		return cur, nil
 	}
 	r.metrics.gaps.Inc()
 	gap := time.Duration(0)
@@ -208,6 +212,6 @@ func (r *Redis) checkGap(ctx context.Context, cur cursor, isNew bool) error {
 	}
 	r.log.Error("stream cursor fell out of the retention window",
 		"node_id", r.opts.NodeID, "cursor", cur.id.String(), "first_entry_id", first,
-		"max_deleted_entry_id", info.MaxDeletedEntryID, "gap", gap)
-	return nil
+		"missed_entries", missed, "gap", gap)
+	return cur, nil
 }
