@@ -34,15 +34,15 @@ type Page struct {
 	Next string
 }
 
-// Create stores drafts in one durable commit and returns them as stored, in
-// order. The drafts must be valid (Draft.Validate): Create checks only the
-// user IDs and idempotency keys, which become keys, and fails with an error
-// wrapping a *notification.FieldError for a bad one. A draft whose idempotency key was used
-// before for the same user (in an earlier call, or earlier in this call)
-// returns the first notification, changes nothing and emits no event; if that
-// notification has since been deleted or pruned, the key counts as unused.
-// Each new notification emits a KindCreated event and, when the store is
-// replicated, an outbox record.
+// Create stores drafts in one durable commit, all or none, and returns them
+// as stored, in order. The drafts must be valid (Draft.Validate): Create
+// checks only the user IDs and idempotency keys, which become bbolt keys,
+// and fails with an error wrapping a *notification.FieldError for a bad one.
+// A draft whose idempotency key was used before for the same user (in an
+// earlier call, or earlier in this call) returns the first notification,
+// changes nothing and emits no event; if that notification has since been
+// deleted or pruned, the key counts as unused. Each new notification emits a
+// KindCreated event and, when the store is replicated, an outbox record.
 func (s *Store) Create(ctx context.Context, drafts []notification.Draft) ([]notification.Notification, error) {
 	if len(drafts) == 0 {
 		return nil, nil

@@ -95,7 +95,9 @@ type Options struct {
 	// Replicated makes every local change also write an outbox record for the
 	// Redis shipper. Off for a single instance with the in-process bus.
 	Replicated bool
-	// MaxBatch is the most write requests one transaction commits. Default 1000.
+	// MaxBatch is the most write requests one transaction commits. Default
+	// 1000. A batch also stops growing at 20,000 notifications or IDs, so
+	// that big calls never make a huge transaction.
 	MaxBatch int
 	// OnCommit, when set, receives the events of each commit in commit order,
 	// called from the writer goroutine. It must not block; the slice is the

@@ -135,7 +135,9 @@ func (w *wtx) readAllUpTo(uk []byte, upTo *ulid.ULID) ([]ulid.ULID, error) {
 	}
 	if upTo == nil {
 		// All read: zero also a count that drifted from the index.
-		w.setUnreadCount(uk, 0)
+		if w.unreadCount(uk) != 0 {
+			w.setUnreadCount(uk, 0)
+		}
 		return ids, nil
 	}
 	w.decUnread(uk, len(ids))
