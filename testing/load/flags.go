@@ -55,7 +55,8 @@ type options struct {
 	Batch    int
 	Mode     string
 
-	JSON bool
+	JSON    bool
+	JSONOut string
 
 	// secret is loaded from SecretFile or DataDir by resolve.
 	secret []byte
@@ -122,6 +123,7 @@ func registerFlags(fs *flag.FlagSet, o *options, groups int) {
 		fs.IntVar(&o.RPCConns, "rpc-conns", o.RPCConns, "gRPC connections to the socket")
 	}
 	fs.BoolVar(&o.JSON, "json", o.JSON, "print one JSON object instead of the table")
+	fs.StringVar(&o.JSONOut, "json-out", o.JSONOut, "also write the JSON object to this file")
 }
 
 // resolve fills defaults that depend on other flags and loads the secret.

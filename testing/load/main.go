@@ -26,6 +26,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -117,11 +118,22 @@ var errUsage = errors.New("usage")
 // run is main without the process: it parses args, runs one scenario and
 // prints its report. It returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	rep, asJSON, err := runArgs(ctx, args, stderr)
+	rep, o, err := runArgs(ctx, args, stderr)
 	if rep != nil && rep.Result != nil {
-		if perr := rep.print(stdout, asJSON); perr != nil {
+		if perr := rep.print(stdout, o.JSON); perr != nil {
 			fmt.Fprintln(stderr, "load:", perr)
 			return 1
+		}
+		if o.JSONOut != "" {
+			var buf bytes.Buffer
+			perr := rep.print(&buf, true)
+			if perr == nil {
+				perr = os.WriteFile(o.JSONOut, buf.Bytes(), 0o644)
+			}
+			if perr != nil {
+				fmt.Fprintln(stderr, "load: --json-out:", perr)
+				return 1
+			}
 		}
 	}
 	switch {
@@ -137,13 +149,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func runArgs(ctx context.Context, args []string, stderr io.Writer) (*report, bool, error) {
+func runArgs(ctx context.Context, args []string, stderr io.Writer) (*report, options, error) {
+	var none options
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {
-			return nil, false, fmt.Errorf("%w: a scenario is required", errUsage)
+			return nil, none, fmt.Errorf("%w: a scenario is required", errUsage)
 		}
-		return nil, false, flag.ErrHelp
+		return nil, none, flag.ErrHelp
 	}
 	var sc *scenario
 	for i := range scenarios {
@@ -153,7 +166,7 @@ func runArgs(ctx context.Context, args []string, stderr io.Writer) (*report, boo
 	}
 	if sc == nil {
 		usage(stderr)
-		return nil, false, fmt.Errorf("%w: unknown scenario %q", errUsage, args[0])
+		return nil, none, fmt.Errorf("%w: unknown scenario %q", errUsage, args[0])
 	}
 
 	o := defaultOptions()
@@ -163,22 +176,22 @@ func runArgs(ctx context.Context, args []string, stderr io.Writer) (*report, boo
 	sc.flags(fs, &o)
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil, false, err
+			return nil, none, err
 		}
-		return nil, false, fmt.Errorf("%w: %v", errUsage, err)
+		return nil, none, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if fs.NArg() > 0 {
-		return nil, false, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+		return nil, none, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
 	if err := o.resolve(sc.groups); err != nil {
-		return nil, o.JSON, fmt.Errorf("%w: %v", errUsage, err)
+		return nil, o, fmt.Errorf("%w: %v", errUsage, err)
 	}
 
 	rep := &report{Scenario: sc.name, Args: args[1:], Machine: newMachine()}
 	res, err := sc.run(ctx, o)
 	rep.Machine.LoadEnd = loadAvg()
 	rep.Result = res
-	return rep, o.JSON, err
+	return rep, o, err
 }
 
 func usage(w io.Writer) {
