@@ -164,8 +164,15 @@ func Open(opts Options) (*Store, error) {
 	}
 	opts.applyDefaults()
 	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{
-		Timeout:      opts.LockTimeout,
-		FreelistType: bolt.FreelistMapType,
+		Timeout: opts.LockTimeout,
+		// Without NoFreelistSync every commit rewrites the whole freelist,
+		// which grows with every page that deletes and prunes free: with 64k
+		// free pages (a 500 KB freelist) a one-notification create took
+		// 5-8 ms instead of 2-3 ms. The price is at Open, which rebuilds the
+		// freelist by walking the file: about 0.2 s for 150 MB of live data.
+		// The map freelist is etcd's companion choice for big freelists.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
 		// A remap of a growing file waits for every open read transaction;
 		// mapping 256 MiB of address space up front spares the writer that
 		// wait until the file outgrows it. It costs no memory.
