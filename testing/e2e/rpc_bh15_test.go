@@ -2,18 +2,27 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/heraldhq/herald/plugin"
+	"github.com/heraldhq/herald/plugin/heraldv1"
 	"github.com/heraldhq/herald/sdk/herald"
 )
 
@@ -107,6 +116,103 @@ func TestBH15StdoutCarriesOnlyTheHandshake(t *testing.T) {
 				t.Fatalf("a failed start wrote to stdout:\n%s", out)
 			}
 		})
+	}
+}
+
+// openPTY returns the two ends of a new pseudo-terminal.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	t.Cleanup(func() { _ = master.Close() })
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatalf("unlock pty: %v", err)
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatalf("pty number: %v", err)
+	}
+	slave, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("open pty slave: %v", err)
+	}
+	return master, slave
+}
+
+// TestBH15StdoutOnTTY runs herald in plugin mode with its stdout on a
+// terminal, where programs like to print banners and colours: over its whole
+// life the terminal shows only the handshake line.
+func TestBH15StdoutOnTTY(t *testing.T) {
+	master, slave := openPTY(t)
+	cmd := exec.Command(heraldBin, "serve", "--data-dir", shortDir(t),
+		"--http-addr", "127.0.0.1:0", "--log-level", "debug")
+	cmd.Env = append(os.Environ(),
+		plugin.Handshake.MagicCookieKey+"="+plugin.Handshake.MagicCookieValue,
+		"PLUGIN_PROTOCOL_VERSIONS=1")
+	var stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = slave, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	_ = slave.Close() // the child holds its own copy
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+
+	// Read the terminal until the last writer is gone (EIO).
+	var screen syncBuffer
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		_, _ = io.Copy(&screen, master)
+	}()
+	waitFor(t, 30*time.Second, "herald prints its handshake", func() bool {
+		return strings.Contains(screen.String(), "\n")
+	})
+	line := strings.TrimSpace(screen.String())
+	parts := strings.Split(line, "|")
+	if len(parts) < 4 {
+		t.Fatalf("not a handshake: %q", line)
+	}
+
+	// The socket it announced serves (no TLS: no host certificate was given).
+	conn, err := grpc.NewClient("unix://"+parts[3], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	resp, err := heraldv1.NewNotificationServiceClient(conn).
+		UnreadCount(testCtx(t, 10*time.Second), &heraldv1.UnreadCountRequest{UserId: "u"})
+	if err != nil || resp.GetUnreadCount() != 0 {
+		t.Fatalf("unread count: %v, %v", resp, err)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("herald exited with %v; stderr:\n%s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("herald did not exit on SIGTERM")
+	}
+	select {
+	case <-drained:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the terminal did not close after herald exited")
+	}
+	got := lines(strings.ReplaceAll(screen.String(), "\r", ""))
+	emptyCert := regexp.MustCompile(`^1\|1\|unix\|/[^|]+\|grpc\|$`)
+	if len(got) != 1 || !emptyCert.MatchString(got[0]) {
+		t.Fatalf("the terminal shows more than the handshake:\n%q", got)
 	}
 }
 
