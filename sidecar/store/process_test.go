@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/heraldhq/herald/sidecar/notification"
 )
 
@@ -98,8 +100,23 @@ func TestCrashKeepsAcknowledgedCreates(t *testing.T) {
 		}
 	}
 	t.Logf("%d acknowledged creates checked after SIGKILL, %d missing", len(acked), missing)
+	checkFile(t, s)
 	for u := range 8 {
 		checkConsistent(t, s, fmt.Sprint("crash-", u))
+	}
+}
+
+// checkFile runs bbolt's consistency check over the whole file.
+func checkFile(t testing.TB, s *Store) {
+	t.Helper()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			t.Errorf("bbolt check: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
