@@ -18,7 +18,9 @@ const MaxListLimit = 100
 
 // ListQuery selects a page of a user's notifications, newest first.
 type ListQuery struct {
-	UserID     string
+	// UserID is the user whose notifications are listed.
+	UserID string
+	// UnreadOnly lists only unread notifications.
 	UnreadOnly bool
 	// Before, when not empty, lists only notifications with a lower ID.
 	Before string
@@ -28,6 +30,7 @@ type ListQuery struct {
 
 // Page is one page of notifications, newest first.
 type Page struct {
+	// Notifications holds at most the limit asked for, newest first.
 	Notifications []notification.Notification
 	// Next is the cursor for the next page (the ID of the last entry), or
 	// empty when there are no more.

@@ -42,7 +42,10 @@
 // # Locks
 //
 // The Store has one mutex, sendMu, which orders request submission against
-// Close; it is never held while waiting for the writer except during Close.
+// Close: a write call holds it for reading while it puts its request in the
+// queue (waiting for room if the queue is full, which the writer makes);
+// Close holds it for writing only to mark the store closed and close the
+// queue. Nothing else is locked; the writer's own state is its goroutine's.
 package store
 
 import (
@@ -100,8 +103,9 @@ type Options struct {
 	// that big calls never make a huge transaction.
 	MaxBatch int
 	// OnCommit, when set, receives the events of each commit in commit order,
-	// called from the writer goroutine. It must not block; the slice is the
-	// callee's to keep.
+	// called from the writer goroutine. It must not block, and must not call
+	// the store's write methods or Close (they wait for the writer: a
+	// deadlock); reads are fine. The slice is the callee's to keep.
 	OnCommit func([]notification.Event)
 	// Logger receives the store's logs. Default: a null logger.
 	Logger hclog.Logger
