@@ -14,19 +14,29 @@ import (
 // after their last frame) ends their read loop.
 func (g *Gateway) janitor() {
 	defer close(g.janitorDone)
-	pingEvery := max(g.opts.Heartbeat/numShards, time.Millisecond)
-	ping := time.NewTicker(pingEvery)
+	// Shard i is due at start + k×Heartbeat + i×step. Catching up on every
+	// due shard at each tick keeps the period at Heartbeat even when ticks
+	// are dropped because this goroutine ran late (a loaded machine).
+	step := max(g.opts.Heartbeat/numShards, time.Millisecond)
+	ping := time.NewTicker(step)
 	defer ping.Stop()
 	expiry := time.NewTicker(g.opts.TokenCheckInterval)
 	defer expiry.Stop()
-	next := 0
+	next, due := 0, time.Now().Add(step)
 	for {
 		select {
 		case <-g.janitorStop:
 			return
-		case <-ping.C:
-			g.manager.RangeShard(next, (*conn).ping)
-			next = (next + 1) % numShards
+		case now := <-ping.C:
+			for pinged := 0; !now.Before(due) && pinged < numShards; pinged++ {
+				g.manager.RangeShard(next, (*conn).ping)
+				next = (next + 1) % numShards
+				due = due.Add(step)
+			}
+			if now.After(due) {
+				// More than a whole round behind: start again from now.
+				due = now.Add(step)
+			}
 		case now := <-expiry.C:
 			g.manager.Range(func(c *conn) {
 				if now.After(c.expiresAt) {

@@ -391,10 +391,13 @@ func (c *Client) WaitPings(n int, timeout time.Duration) error {
 	defer deadline.Stop()
 	for {
 		c.mu.Lock()
-		pings, changed := c.pings, c.changed
+		pings, changed, closed := c.pings, c.changed, c.closed
 		c.mu.Unlock()
 		if pings >= n {
 			return nil
+		}
+		if closed {
+			return fmt.Errorf("wsclient: connection closed after %d of %d pings", pings, n)
 		}
 		select {
 		case <-changed:
