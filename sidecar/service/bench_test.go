@@ -3,7 +3,10 @@ package service
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,6 +22,7 @@ func BenchmarkCreate(b *testing.B) {
 	for _, callers := range []int{1, 64} {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
 			h := newHarness(b, Options{})
+			disk := diskWrites()
 			runCallers(b, callers, func(ctx context.Context, i int64) error {
 				_, err := h.client.CreateNotification(ctx, &heraldv1.CreateNotificationRequest{
 					Notification: benchNote(i),
@@ -26,6 +30,7 @@ func BenchmarkCreate(b *testing.B) {
 				return err
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
+			reportDisk(b, disk, b.N)
 		})
 	}
 }
@@ -37,6 +42,7 @@ func BenchmarkCreateBatch(b *testing.B) {
 	for _, callers := range []int{1, 4, 16} {
 		b.Run(fmt.Sprintf("size=%d/callers=%d", size, callers), func(b *testing.B) {
 			h := newHarness(b, Options{})
+			disk := diskWrites()
 			runCallers(b, callers, func(ctx context.Context, i int64) error {
 				batch := make([]*heraldv1.NewNotification, size)
 				for j := range batch {
@@ -48,6 +54,7 @@ func BenchmarkCreateBatch(b *testing.B) {
 				return err
 			})
 			b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "notifications/s")
+			reportDisk(b, disk, b.N*size)
 		})
 	}
 }
@@ -63,6 +70,7 @@ func BenchmarkStoreOnly(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { _ = st.Close() })
+			disk := diskWrites()
 			runCallers(b, bc.callers, func(ctx context.Context, i int64) error {
 				drafts := make([]notification.Draft, bc.size)
 				for j := range drafts {
@@ -72,6 +80,7 @@ func BenchmarkStoreOnly(b *testing.B) {
 				return err
 			})
 			b.ReportMetric(float64(b.N*bc.size)/b.Elapsed().Seconds(), "notifications/s")
+			reportDisk(b, disk, b.N*bc.size)
 		})
 	}
 }
@@ -86,6 +95,33 @@ func benchNote(i int64) *heraldv1.NewNotification {
 		Body:     "Alice assigned you the task \"Fix the login page\" in project Apollo.",
 		Link:     "/tasks/17",
 		DataJson: `{"task_id":17,"project":"apollo","by":"alice"}`,
+	}
+}
+
+// diskWrites returns the bytes this process has caused to be written to
+// storage so far (Linux /proc/self/io), or -1 where that is not known.
+func diskWrites() int64 {
+	raw, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err == nil {
+				return n
+			}
+		}
+	}
+	return -1
+}
+
+// reportDisk reports the storage bytes written per notification since
+// before, which shows the store's write amplification.
+func reportDisk(b *testing.B, before int64, notifications int) {
+	b.Helper()
+	if after := diskWrites(); before >= 0 && after >= 0 && notifications > 0 {
+		b.ReportMetric(float64(after-before)/float64(notifications), "disk-B/notification")
 	}
 }
 
