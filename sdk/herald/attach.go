@@ -116,7 +116,11 @@ func checkHealth(ctx context.Context, pc *goplugin.Client) error {
 	}
 	gc, ok := proto.(*goplugin.GRPCClient)
 	if !ok {
-		return &Error{Op: "Attach", Code: codes.Internal, Message: fmt.Sprintf("unexpected protocol client %T", proto)}
+		return &Error{
+			Op:      "Attach",
+			Code:    codes.Internal,
+			Message: fmt.Sprintf("unexpected protocol client %T", proto),
+		}
 	}
 	resp, err := grpc_health_v1.NewHealthClient(gc.Conn).Check(ctx,
 		&grpc_health_v1.HealthCheckRequest{Service: goplugin.GRPCServiceName})

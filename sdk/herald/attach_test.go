@@ -142,7 +142,10 @@ type blockingService struct {
 	heraldv1.UnimplementedNotificationServiceServer
 }
 
-func (blockingService) UnreadCount(ctx context.Context, _ *heraldv1.UnreadCountRequest) (*heraldv1.UnreadCountResponse, error) {
+func (blockingService) UnreadCount(
+	ctx context.Context,
+	_ *heraldv1.UnreadCountRequest,
+) (*heraldv1.UnreadCountResponse, error) {
 	<-ctx.Done()
 	return nil, status.FromContextError(ctx.Err()).Err()
 }

@@ -227,7 +227,11 @@ func (c *Client) DeleteNotifications(ctx context.Context, userID string, ids []s
 // IssueConnectToken returns a token for the user's browser, valid for ttl
 // (rounded up to whole seconds, at most 24 hours; 0 means 5 minutes). It
 // fails with ErrUnimplemented when Herald has no signing key.
-func (c *Client) IssueConnectToken(ctx context.Context, userID string, ttl time.Duration) (ConnectToken, error) {
+func (c *Client) IssueConnectToken(
+	ctx context.Context,
+	userID string,
+	ttl time.Duration,
+) (ConnectToken, error) {
 	var out ConnectToken
 	err := c.call("IssueConnectToken", func() error {
 		if err := checkStrings("user_id", userID); err != nil {

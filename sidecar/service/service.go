@@ -190,7 +190,10 @@ func (s *Service) UnreadCount(
 
 // MarkRead marks notifications of a user read. An id that does not exist for
 // the user answers NotFound and changes nothing.
-func (s *Service) MarkRead(ctx context.Context, req *heraldv1.MarkReadRequest) (*heraldv1.MarkReadResponse, error) {
+func (s *Service) MarkRead(
+	ctx context.Context,
+	req *heraldv1.MarkReadRequest,
+) (*heraldv1.MarkReadResponse, error) {
 	if err := checkUserAndIDs(req.GetUserId(), req.GetIds()); err != nil {
 		return nil, invalid(err)
 	}
@@ -262,7 +265,10 @@ func (s *Service) IssueConnectToken(
 }
 
 // Presence returns how many live connections a user has, per replica.
-func (s *Service) Presence(ctx context.Context, req *heraldv1.PresenceRequest) (*heraldv1.PresenceResponse, error) {
+func (s *Service) Presence(
+	ctx context.Context,
+	req *heraldv1.PresenceRequest,
+) (*heraldv1.PresenceResponse, error) {
 	if s.presence == nil {
 		return nil, status.Error(codes.Unimplemented, "presence is not available on this Herald")
 	}

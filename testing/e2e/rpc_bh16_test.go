@@ -77,7 +77,13 @@ func startHost(t *testing.T, dataDir, httpAddr string) *hostProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &hostProc{cmd: cmd, stdin: stdin, stdout: bufio.NewReader(stdout), stderr: &syncBuffer{}, done: make(chan error, 1)}
+	h := &hostProc{
+		cmd:    cmd,
+		stdin:  stdin,
+		stdout: bufio.NewReader(stdout),
+		stderr: &syncBuffer{},
+		done:   make(chan error, 1),
+	}
 	cmd.Stderr = h.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

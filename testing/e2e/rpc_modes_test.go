@@ -47,7 +47,8 @@ func exerciseRPC(t *testing.T, c *herald.Client) {
 	if _, err := c.MarkRead(ctx, "42", []string{"01ARZ3NDEKTSV4RRFFQ69G5FAV"}); !errors.Is(err, herald.ErrNotFound) {
 		t.Fatalf("mark read of an unknown id: %v, want ErrNotFound", err)
 	}
-	if _, err := c.CreateNotification(ctx, herald.NewNotification{UserID: "42", Type: "t"}); !errors.Is(err, herald.ErrInvalidArgument) {
+	_, err = c.CreateNotification(ctx, herald.NewNotification{UserID: "42", Type: "t"})
+	if !errors.Is(err, herald.ErrInvalidArgument) {
 		t.Fatalf("create without title: %v, want ErrInvalidArgument", err)
 	}
 }
