@@ -59,6 +59,7 @@ func benchCreate(b *testing.B, callers, batch, users int, replicated bool) {
 		b.Fatal(*p)
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "notifications/s")
+	b.ReportMetric(float64(s.committed.Load())/float64(max(s.commits.Load(), 1)), "calls/commit")
 }
 
 func BenchmarkCreate(b *testing.B) {

@@ -152,6 +152,9 @@ type Store struct {
 
 	nodeID      atomic.Pointer[string]
 	outboxDepth atomic.Int64
+	// commits and committed count transactions and the requests they
+	// carried, for the benchmarks' requests-per-commit figure.
+	commits, committed atomic.Int64
 
 	// Writer goroutine only.
 	entropy *ulid.MonotonicEntropy

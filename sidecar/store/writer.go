@@ -171,6 +171,8 @@ func (s *Store) commit(batch []*request) {
 	}
 
 	// Durable: publish, then answer, so an event is out before the host's "ok".
+	s.commits.Add(1)
+	s.committed.Add(int64(len(live)))
 	s.outboxDepth.Add(w.outboxDelta)
 	for _, f := range w.after {
 		f()
