@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"os/exec"
 	"path/filepath"
@@ -57,11 +58,13 @@ func exerciseRPC(t *testing.T, c *herald.Client) {
 // checks that Close stops it gracefully.
 func TestPluginMode(t *testing.T) {
 	logger, logs := captureLogger()
-	c, err := herald.Launch(testCtx(t, 60*time.Second), herald.LaunchConfig{
+	launchCtx, endLaunch := context.WithTimeout(context.Background(), 60*time.Second)
+	c, err := herald.Launch(launchCtx, herald.LaunchConfig{
 		Path:   heraldBin,
 		Args:   []string{"serve", "--data-dir", shortDir(t), "--http-addr", "127.0.0.1:0"},
 		Logger: logger,
 	})
+	endLaunch() // the context bounds the start only; Herald lives on
 	if err != nil {
 		t.Fatalf("launch: %v", err)
 	}
