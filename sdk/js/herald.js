@@ -252,7 +252,10 @@ export class HeraldClient {
       if (ws === this._ws) this._onFrame(ws, ev.data);
     };
     ws.onclose = (ev) => this._end(ws, ev.code, ev.reason, opened);
-    ws.onerror = () => {}; // a close event always follows, with the code
+    // An error event means the connection failed, and browsers follow it with
+    // a close of code 1006. Node 20's WebSocket fires no close after a refused
+    // handshake, so the error is taken as the end.
+    ws.onerror = () => this._end(ws, CloseCode.ABNORMAL, '', opened);
   }
 
   // _end handles the end of socket ws once, whichever way it ended: a close
@@ -262,7 +265,7 @@ export class HeraldClient {
   _end(ws, code, reason, opened = this.connected) {
     if (ws !== this._ws) return;
     this._ws = null;
-    ws.onopen = ws.onmessage = ws.onclose = null;
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
     if (ws.readyState === 0 || ws.readyState === 1) {
       try { ws.close(CloseCode.NORMAL); } catch { /* already closing */ }
     }
