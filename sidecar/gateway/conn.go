@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/binary"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,6 +69,7 @@ type conn struct {
 	jobs        int        // jobs pushed to gws's queue and not finished
 	jobsDone    *sync.Cond // signalled when jobs reaches 0
 	closeReason string     // eviction reason when the server closed it
+	closeSent   bool       // the server decided to close: its end is not to be classified
 	writeFailed bool       // a write timed out or failed
 }
 
@@ -229,20 +231,45 @@ func (c *conn) closeLocked(code uint16, reason, evictReason string, flush bool) 
 	}
 	c.state = stateClosing
 	c.pending = nil
+	c.closeSent = true
 	c.closeReason = evictReason
+	if evictReason != "" {
+		// Counted when decided: the socket may take a while to end.
+		c.g.opts.Metrics.Evictions.WithLabelValues(evictReason).Inc()
+	}
 	if !flush {
 		c.abort.Store(true)
 	}
 	// The close frame goes through the same queue as the frames, so it is
 	// written after those already queued (gws#90: WriteClose alone would
 	// jump ahead of them).
-	c.pushLocked(func() {
-		_ = c.socket.NetConn().SetWriteDeadline(time.Now().Add(c.g.opts.WriteTimeout))
-		_ = c.socket.WriteClose(code, []byte(reason))
-	})
+	c.pushLocked(func() { c.sendClose(code, reason) })
 	// Unregistering takes a shard lock; no path holds a shard lock and then
 	// a conn lock, so this order cannot deadlock.
 	c.g.unregister(c)
+}
+
+// sendClose runs in gws's writer after every frame queued before it. It
+// writes the close frame, half-closes the TCP connection (FIN once the
+// frames still in the kernel's send buffer are out) and gives the client
+// CloseTimeout to answer. gws's WriteClose would close the socket at once:
+// a client still sending (a pong, its own close) would then get a reset,
+// and the reset discards what the client had not yet received, the close
+// frame included. gws's reader finishes the job: on the client's close
+// frame, EOF or the read deadline it closes the socket and ends ReadLoop.
+func (c *conn) sendClose(code uint16, reason string) {
+	nc := c.socket.NetConn()
+	_ = nc.SetWriteDeadline(time.Now().Add(c.g.opts.WriteTimeout))
+	payload := make([]byte, 2, 2+len(reason))
+	binary.BigEndian.PutUint16(payload, code)
+	payload = append(payload, reason...)
+	if err := c.socket.WriteMessage(gws.OpcodeCloseConnection, payload); err != nil {
+		return // gws closed the socket
+	}
+	if hc, ok := nc.(interface{ CloseWrite() error }); ok {
+		_ = hc.CloseWrite()
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(c.g.opts.CloseTimeout))
 }
 
 // kill drops the TCP connection at once, without a close frame. Shutdown

@@ -47,16 +47,16 @@ func (h *handler) OnClose(s *gws.Conn, err error) {
 	c.mu.Lock()
 	c.state = stateClosing
 	c.pending = nil
-	reason, writeFailed := c.closeReason, c.writeFailed
+	reason, decided, writeFailed := c.closeReason, c.closeSent, c.writeFailed
 	c.mu.Unlock()
 	c.abort.Store(true)
 	h.g.unregister(c)
 
-	if reason == "" {
-		reason = endReason(err, writeFailed)
-	}
-	if reason != "" {
-		h.g.opts.Metrics.Evictions.WithLabelValues(reason).Inc()
+	if !decided {
+		// Not decided by the server (counted then): was it caused?
+		if reason = endReason(err, writeFailed); reason != "" {
+			h.g.opts.Metrics.Evictions.WithLabelValues(reason).Inc()
+		}
 	}
 	h.g.log.Debug("disconnect", "conn_id", c.id, "user_id", c.userID, "remote_addr", c.remote,
 		"duration", time.Since(c.started).Round(time.Millisecond), "reason", reason,
@@ -96,8 +96,14 @@ func closeCode(err error) uint16 {
 }
 
 // touch pushes the read deadline out: any frame proves the client alive.
+// Once the server decided to close, the deadline is sendClose's to set.
 func (c *conn) touch() {
-	_ = c.socket.SetReadDeadline(time.Now().Add(2 * c.g.opts.Heartbeat))
+	c.mu.Lock()
+	closing := c.state == stateClosing
+	c.mu.Unlock()
+	if !closing {
+		_ = c.socket.SetReadDeadline(time.Now().Add(2 * c.g.opts.Heartbeat))
+	}
 }
 
 // OnPing implements gws.Event: answer through the bounded queue.

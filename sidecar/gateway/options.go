@@ -22,6 +22,7 @@ const (
 	DefaultWriteQueueBytes    = 1 << 20
 	DefaultMaxFrameBytes      = 64 << 10
 	DefaultWriteTimeout       = 10 * time.Second
+	DefaultCloseTimeout       = 5 * time.Second
 	DefaultTokenCheckInterval = 5 * time.Second
 	DefaultHandshakeTimeout   = 5 * time.Second
 	DefaultRequestTimeout     = 10 * time.Second
@@ -67,6 +68,10 @@ type Options struct {
 	// WriteTimeout bounds one frame write to a socket; a client that does not
 	// take a frame within it is closed. Default 10s.
 	WriteTimeout time.Duration
+	// CloseTimeout is how long a socket the server closes waits, after its
+	// close frame is written, for the client's close frame before the TCP
+	// connection is dropped. Default 5s.
+	CloseTimeout time.Duration
 	// TokenCheckInterval is how often sockets are checked for an expired
 	// token (exp + the verifier's leeway). Default 5s.
 	TokenCheckInterval time.Duration
@@ -100,6 +105,7 @@ func (o Options) withDefaults() Options {
 	}
 	setDur(&o.Heartbeat, DefaultHeartbeat)
 	setDur(&o.WriteTimeout, DefaultWriteTimeout)
+	setDur(&o.CloseTimeout, DefaultCloseTimeout)
 	setDur(&o.TokenCheckInterval, DefaultTokenCheckInterval)
 	setDur(&o.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDur(&o.RequestTimeout, DefaultRequestTimeout)
@@ -147,7 +153,7 @@ func (o Options) validate() error {
 	if o.MaxFrameBytes < 1<<10 {
 		bad("MaxFrameBytes %d is below 1 KiB", o.MaxFrameBytes)
 	}
-	for name, d := range map[string]time.Duration{"WriteTimeout": o.WriteTimeout,
+	for name, d := range map[string]time.Duration{"WriteTimeout": o.WriteTimeout, "CloseTimeout": o.CloseTimeout,
 		"TokenCheckInterval": o.TokenCheckInterval, "HandshakeTimeout": o.HandshakeTimeout,
 		"RequestTimeout": o.RequestTimeout} {
 		if d < 0 {
