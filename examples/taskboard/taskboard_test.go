@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	"sigs.k8s.io/yaml"
+
 	"github.com/heraldhq/herald/plugin/heraldv1"
 	"github.com/heraldhq/herald/sdk/herald"
 	"github.com/heraldhq/herald/testing/heraldtest"
@@ -477,5 +480,36 @@ func TestSidecarMode(t *testing.T) {
 	page, err := node.RPC.ListNotifications(ctx, &heraldv1.ListNotificationsRequest{UserId: "bob", UnreadOnly: true})
 	if err != nil || len(page.Notifications) != 1 || page.Notifications[0].Id != push.Notification.ID {
 		t.Fatalf("sidecar lists %v (%v), want the pushed %s", page.GetNotifications(), err, push.Notification.ID)
+	}
+}
+
+// TestKubernetesManifestArgs parses the taskboard container's arguments in
+// examples/kubernetes/deployment.yaml with the taskboard's own flags, so a
+// renamed flag fails here as well as in the manifest's own test.
+func TestKubernetesManifestArgs(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "kubernetes", "deployment.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d appsv1.Deployment
+	if err := yaml.UnmarshalStrict(raw, &d); err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, c := range d.Spec.Template.Spec.Containers {
+		if slices.Contains(c.Args, "serve") {
+			continue // Herald
+		}
+		found = true
+		o, err := parseFlags(c.Args, io.Discard)
+		if err != nil {
+			t.Fatalf("container %s args %q: %v", c.Name, c.Args, err)
+		}
+		if o.heraldSocket == "" || o.heraldBin != "" {
+			t.Fatalf("container %s is not in sidecar mode: %q", c.Name, c.Args)
+		}
+	}
+	if !found {
+		t.Fatal("no taskboard container in the deployment")
 	}
 }
