@@ -228,6 +228,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	installRedisLogger(opts.Logger)
 	client, err := newClient(opts.URL)
 	if err != nil {
 		return nil, fmt.Errorf("%w: url: %w", ErrInvalidOptions, err)

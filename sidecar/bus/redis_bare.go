@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -72,6 +73,10 @@ func parseBare(channel, channelUser, payload string) (bareDraft, string, error) 
 	}
 	var m bareMessage
 	if err := json.Unmarshal([]byte(payload), &m); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return bareDraft{}, bareInvalid, &notification.FieldError{Field: te.Field, Problem: "has the wrong type"}
+		}
 		return bareDraft{}, bareInvalidJSON, fmt.Errorf("payload is not a JSON object: %w", err)
 	}
 	userID, ok := scalarText(m.UserID)

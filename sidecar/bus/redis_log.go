@@ -1,7 +1,13 @@
 package bus
 
 import (
+	"context"
+	"fmt"
+	"sync"
 	"sync/atomic"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/redis/go-redis/v9"
 
 	"golang.org/x/time/rate"
 )
@@ -30,4 +36,22 @@ func (r *Redis) warnDropped(msg string, args ...any) {
 		args = append(args, "suppressed", n)
 	}
 	r.log.Warn(msg, args...)
+}
+
+// redisLogger receives go-redis's own log lines (dial failures, dropped
+// connections), at debug: the bus reports every Redis problem itself, at the
+// level it deserves, and go-redis would otherwise write to stderr outside
+// hclog.
+type redisLogger struct{ l hclog.Logger }
+
+func (g redisLogger) Printf(_ context.Context, format string, v ...any) {
+	g.l.Debug(fmt.Sprintf(format, v...))
+}
+
+// setRedisLogger installs the go-redis logger. go-redis has one logger per
+// process, so the first bus created names it.
+var setRedisLogger sync.Once
+
+func installRedisLogger(l hclog.Logger) {
+	setRedisLogger.Do(func() { redis.SetLogger(redisLogger{l: l.Named("go-redis")}) })
 }
