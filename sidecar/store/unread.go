@@ -226,7 +226,8 @@ func (w *wtx) decUnread(uk []byte, n int) int {
 	}
 	if uint64(n) > count {
 		// The entries and the count disagree; the entries are the truth.
-		w.s.log.Error("unread count below index", "count", count, "removed", n)
+		user, _, _ := userOfKey(uk)
+		w.s.log.Error("unread count below index", "user_id", user, "count", count, "removed", n)
 		count = uint64(n)
 	}
 	count -= uint64(n)
