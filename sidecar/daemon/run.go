@@ -30,7 +30,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.log.Info("herald started",
 		"node_id", d.nodeID, "http_addr", d.HTTPAddr(), "mode", d.modeName(),
 		"data_dir", d.cfg.DataDir, "redis", d.cfg.RedisURL != "",
-		"heartbeat", d.cfg.Heartbeat, "sync_limit", d.cfg.SyncLimit)
+		"heartbeat", d.cfg.Heartbeat.String(), "sync_limit", d.cfg.SyncLimit)
 
 	busCtx, stopBus := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBus()
