@@ -68,15 +68,17 @@ export function planReconnect(end, options = {}, random = Math.random) {
   });
 
   // A refused handshake (401, 403, a proxy's 5xx) and a server that is down
-  // look the same to a browser: a close before open. Retry with backoff and a
-  // fresh token; give up once they have failed for giveUpAfter ms, since a
-  // refusal is permanent and a restart takes less than that.
+  // look the same to a browser: a close before open. Retry with backoff, with
+  // a fresh token after the first failure of a run (one more would be no
+  // better, and an outage should not turn into a getToken storm); give up
+  // once they have failed for giveUpAfter ms, since a refusal is permanent
+  // and a restart takes less than that.
   if (!opened) {
     const n = failures + 1;
     if (n >= MIN_TRIES && failingFor >= opts.giveUpAfter) {
       return { stop: `cannot connect: ${n} handshakes failed in ${Math.round(failingFor / 1000)} s` };
     }
-    return { ...after(attempt), failures: n, refreshToken: hasGetToken };
+    return { ...after(attempt), failures: n, refreshToken: hasGetToken && failures === 0 };
   }
   switch (code) {
     case CloseCode.RESTART:

@@ -87,6 +87,13 @@ func TestBrowserPage(t *testing.T) {
 		c.HTTPAddr = addr
 	}})
 	d.do(t, "waitStatus", "prefix", "connected", "timeout", 30_000)
+	// The page heard the restart as 1012, not as a dropped connection; the
+	// closes after it are its tries while Herald was down.
+	closes, _ := d.do(t, "closes")["closes"].([]any)
+	if len(closes) == 0 || closes[0] != float64(1012) {
+		t.Errorf("close codes seen by the page: %v, want 1012 first", closes)
+	}
+	t.Logf("close codes seen by the page: %v", closes)
 	d.do(t, "waitBadge", "count", 3)
 	d.do(t, "waitItem", "title", "Created while you were away")
 

@@ -5,8 +5,9 @@
 // output goes to stderr with tokens blanked out.
 //
 // Commands: open {url}; waitBadge {count}; waitItem {title}; waitStatus
-// {prefix}; click {title}; state; screenshot {path}; quit. Waits take
-// {timeout} in ms (default 15000).
+// {prefix}; click {title}; state; closes (the codes of the page client's
+// close events); screenshot {path}; quit. Waits take {timeout} in ms
+// (default 15000).
 
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
@@ -38,6 +39,14 @@ function state() {
 const commands = {
   async open({ url }) {
     await page.goto(url, { waitUntil: 'load' });
+    // Record the close codes the page's client sees (window.herald is the page's client).
+    await page.evaluate(() => {
+      window.__closes = [];
+      window.herald.on('close', (e) => window.__closes.push(e.code));
+    });
+  },
+  async closes() {
+    return { closes: await page.evaluate(() => window.__closes) };
   },
   async waitBadge({ count, timeout }) {
     await page.waitForFunction((n) => document.getElementById('badge')?.dataset.count === String(n),

@@ -36,11 +36,29 @@ test('a cached token is reused on reconnect while it is fresh', async (t) => {
     url: srv.wsURL,
     getToken: async () => { calls++; return srv.token(user, '1h'); },
   });
+  const events = record(c, ['open', 'close']);
   await until(() => c.syncs === 1, { message: 'first sync' });
   await srv.stop();
   await srv.start();
   await until(() => c.syncs === 2, { timeout: 15_000, message: 'resync after restart' });
-  assert.equal(calls, 1, 'a restart needs no new token');
+  // The restart itself needs no new token. Reconnect tries that found the
+  // server still down are refused handshakes (a close with no open before
+  // it): the first of such a run asks for one more token, in case the old
+  // one was the reason.
+  let runs = 0;
+  let opened = false;
+  let inRun = false;
+  for (const e of events) {
+    if (e.type === 'open') {
+      opened = true;
+      inRun = false;
+      continue;
+    }
+    if (!opened && !inRun) runs++; // a close with no open before it
+    inRun = !opened;
+    opened = false;
+  }
+  assert.equal(calls, 1 + runs, `getToken calls for events ${events.map((e) => e.type)}`);
 });
 
 test('a token about to expire is renewed before connecting', async (t) => {
@@ -59,7 +77,9 @@ test('a token about to expire is renewed before connecting', async (t) => {
   await srv.stop();
   await srv.start();
   await until(() => c.syncs === 2, { timeout: 15_000, message: 'resync after restart' });
-  assert.deepEqual(ttls, ['30s', '1h']);
+  // More 1h tokens when a try found the server still down (see above).
+  assert.deepEqual(ttls.slice(0, 2), ['30s', '1h']);
+  assert.ok(ttls.slice(2).every((x) => x === '1h'), `ttls ${ttls}`);
 });
 
 test('token expiry on an open socket: 1008, then a fresh token from getToken', async (t) => {
