@@ -44,6 +44,7 @@ const (
 	DefaultBackoffMin       = 100 * time.Millisecond
 	DefaultBackoffMax       = 5 * time.Second
 	DefaultFlushTimeout     = time.Second
+	DefaultAckDelay         = 20 * time.Millisecond
 	DefaultShipBatch        = 256
 	DefaultTailBatch        = 500
 )
@@ -107,6 +108,10 @@ type RedisOptions struct {
 	// FlushTimeout bounds the last attempt to ship the outbox when Run's
 	// context ends. Default 1s (go-plugin kills a plugin 2s after asking).
 	FlushTimeout time.Duration
+	// AckDelay is how long shipped records may stay in the outbox before
+	// they are removed (in one commit with those shipped meanwhile); after a
+	// crash they are shipped again. Default 20ms.
+	AckDelay time.Duration
 	// ShipBatch is the most outbox records one pipeline ships. Default 256.
 	ShipBatch int
 	// TailBatch is the most stream entries one XREAD returns. Default 500.
@@ -131,6 +136,7 @@ func (o *RedisOptions) applyDefaults() {
 	setDefault(&o.BackoffMin, DefaultBackoffMin)
 	setDefault(&o.BackoffMax, DefaultBackoffMax)
 	setDefault(&o.FlushTimeout, DefaultFlushTimeout)
+	setDefault(&o.AckDelay, DefaultAckDelay)
 	if o.ShipBatch == 0 {
 		o.ShipBatch = DefaultShipBatch
 	}
@@ -170,7 +176,7 @@ func (o *RedisOptions) validate() error {
 		"stream retention": o.StreamRetention, "poll interval": o.PollInterval,
 		"health interval": o.HealthInterval, "tail block": o.TailBlock,
 		"presence interval": o.PresenceInterval, "backoff min": o.BackoffMin,
-		"backoff max": o.BackoffMax, "flush timeout": o.FlushTimeout,
+		"backoff max": o.BackoffMax, "flush timeout": o.FlushTimeout, "ack delay": o.AckDelay,
 	} {
 		if d < 0 {
 			bad("%s %v must not be negative", name, d)

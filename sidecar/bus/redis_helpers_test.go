@@ -125,6 +125,7 @@ type node struct {
 	mod   func(*bus.RedisOptions)
 
 	counts sync.Map // user ID → int, this node's "sockets"
+	tap    atomic.Pointer[func([]notification.Event)]
 
 	mu     sync.Mutex
 	bus    *bus.Redis
@@ -144,6 +145,9 @@ func newNode(t testing.TB, srv *rediskit.Server, id string, mod func(*bus.RedisO
 		Replicated: true,
 		OnCommit: func(evs []notification.Event) {
 			n.rec.onCommit(evs)
+			if f := n.tap.Load(); f != nil {
+				(*f)(evs)
+			}
 			if b := n.cur.Load(); b != nil {
 				b.Kick()
 			}

@@ -280,12 +280,17 @@ func (r *Redis) handleLive(ctx context.Context, m *redis.Message) {
 }
 
 // applyRemote applies a change of another replica unless it is this one's,
-// and counts the result. It returns the store's error, if any.
+// and counts the result. It returns the store's error, if any. Without a
+// cursor to store, a change already applied here is not written again.
 func (r *Redis) applyRemote(ctx context.Context, path string, c notification.Change,
 	cursorName, cursor string) error {
 	if c.Origin == r.opts.NodeID {
 		r.metrics.remote.WithLabelValues(path, remoteOwn).Inc()
 		return nil // the commit hook pushed it when it was made here (BH-04)
+	}
+	if cursor == "" && r.applied(c) {
+		r.metrics.remote.WithLabelValues(path, remoteUnchanged).Inc()
+		return nil
 	}
 	changed, err := r.opts.Store.ApplyRemote(ctx, c, cursorName, cursor)
 	switch {

@@ -105,9 +105,11 @@ func (r *Redis) atStreamEnd() {
 }
 
 // applyEntries applies a batch of stream entries and returns the cursor
-// after them. An entry of another replica is applied with its cursor in the
-// same transaction; the cursor over this replica's own entries and over
-// invalid ones is stored once at the end of the batch.
+// after them. An entry of another replica that changes state here is
+// applied with its cursor in the same transaction. The cursor over entries
+// that change nothing (this replica's own, those the live path applied
+// first, invalid ones) is stored once at the end of the batch, so a
+// replica that follows live costs one commit per batch, not per entry.
 func (r *Redis) applyEntries(ctx context.Context, cur cursor, entries []redis.XMessage) (cursor, error) {
 	name := r.keys.cursorName()
 	unsaved := false
@@ -123,6 +125,9 @@ func (r *Redis) applyEntries(ctx context.Context, cur cursor, entries []redis.XM
 			unsaved = true
 		case c.Origin == r.opts.NodeID:
 			r.metrics.remote.WithLabelValues("stream", remoteOwn).Inc()
+			unsaved = true
+		case r.applied(c):
+			r.metrics.remote.WithLabelValues("stream", remoteUnchanged).Inc()
 			unsaved = true
 		default:
 			err := r.applyRemote(ctx, "stream", c, name, next.String())
