@@ -45,7 +45,8 @@ export interface HeraldClientOptions {
   /**
    * Returns a fresh connect token. Called before the first connect, when the
    * cached token expires within tokenRefreshMargin, after Herald closed the
-   * socket for an expired token (1008), and after a refused handshake.
+   * socket for an expired token (1008), and after the first of a run of
+   * refused handshakes.
    */
   getToken?: () => Promise<string> | string;
   /** WebSocket constructor; default globalThis.WebSocket. */

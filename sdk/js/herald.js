@@ -136,6 +136,7 @@ export class HeraldClient {
     this._attempt = 0;
     this._failures = 0;
     this._failingSince = 0; // when the current run of failed handshakes began
+    this._gen = 0; // counts connection tries
     this._seq = null;
     this._pending = []; // resolvers of list requests, in the order sent
     this._timers = { retry: null, ping: null, connect: null };
@@ -182,6 +183,7 @@ export class HeraldClient {
     const ws = this._ws;
     const was = this.state;
     this.state = 'closed';
+    this._gen++;
     this._clearTimers();
     if (ws) this._end(ws, CloseCode.NORMAL, 'client closed');
     else if (was !== 'idle') this._emit('close', { code: CloseCode.NORMAL, reason: 'client closed', willReconnect: false });
@@ -219,17 +221,20 @@ export class HeraldClient {
   // --- connection life cycle ---
 
   async _open() {
+    // gen tells this try from a later one, started by close() and connect()
+    // while getToken was running.
+    const gen = ++this._gen;
     this.state = 'connecting';
     let token;
     try {
       token = await this._currentToken();
     } catch (err) {
-      if (this.state !== 'connecting') return;
+      if (gen !== this._gen || this.state !== 'connecting') return;
       this._emit('error', { code: 'token', message: 'herald: getToken failed', error: err });
       this._afterEnd({ code: CloseCode.ABNORMAL, reason: 'getToken failed', opened: false });
       return;
     }
-    if (this.state !== 'connecting') return; // close() while getToken ran
+    if (gen !== this._gen || this.state !== 'connecting') return; // close() while getToken ran
 
     const ws = new this._WebSocket(withToken(this._opts.url, token));
     this._ws = ws;

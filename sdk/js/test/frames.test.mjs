@@ -120,3 +120,22 @@ test('a listener that throws does not break the client', async (t) => {
   assert.deepEqual(seen, ['second listener ran']);
   assert.equal(c.connected, true);
 });
+
+test('close() and connect() while getToken runs open one socket, not two', async (t) => {
+  ScriptedSocket.all = [];
+  const pending = [];
+  const c = new HeraldClient({
+    url: 'ws://herald.invalid/ws', WebSocket: ScriptedSocket, pingInterval: 0,
+    getToken: () => new Promise((resolve) => pending.push(resolve)),
+  });
+  t.after(() => c.close());
+  c.connect();
+  c.close();
+  c.connect();
+  assert.equal(pending.length, 2);
+  pending[0]('first');
+  pending[1]('second');
+  await until(() => ScriptedSocket.all.length > 0);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(ScriptedSocket.all.map((s) => s.url), ['ws://herald.invalid/ws?token=second']);
+});
