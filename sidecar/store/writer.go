@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 
 	bolt "go.etcd.io/bbolt"
@@ -118,6 +119,14 @@ func (s *Store) runWriter() {
 		}
 		s.commit(batch)
 		clear(batch)
+		// Let the callers just answered queue their next request before the
+		// next drain. Without this yield the writer drains at once, finds
+		// only the few that came back first, and commits alternate between
+		// a small and a big batch: 64 callers made 32 calls per commit, and
+		// 44 with it; in batches of 100, 4 and 6 of 8 callers, for 20-70%
+		// more notifications/s in 5 of 6 A/B runs. A yield, not a delay: a
+		// lone caller commits at once.
+		runtime.Gosched()
 	}
 }
 
