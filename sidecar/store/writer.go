@@ -123,9 +123,10 @@ func (s *Store) runWriter() {
 		// next drain. Without this yield the writer drains at once, finds
 		// only the few that came back first, and commits alternate between
 		// a small and a big batch: 64 callers made 32 calls per commit, and
-		// 44 with it; in batches of 100, 4 and 6 of 8 callers, for 20-70%
-		// more notifications/s in 5 of 6 A/B runs. A yield, not a delay: a
-		// lone caller commits at once.
+		// 44 with it; in batches of 100, 4 and 6 of 8 callers. On a shared,
+		// loaded machine that gave 30-80% more notifications/s in 5 of 6
+		// A/B pairs (one was 26% worse). A yield, not a delay: a lone
+		// caller commits at once.
 		runtime.Gosched()
 	}
 }
