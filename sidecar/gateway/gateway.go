@@ -75,6 +75,9 @@ type Gateway struct {
 	closed bool
 	wg     sync.WaitGroup // ServeHTTP calls and socket goroutines
 
+	socketsMu sync.Mutex
+	sockets   map[*conn]struct{} // every socket whose goroutine runs, registered or not
+
 	janitorStop chan struct{}
 	janitorDone chan struct{}
 
@@ -103,6 +106,7 @@ func New(opts Options, st Store, verifier *auth.Verifier, interest Interest) (*G
 		verifier:    verifier,
 		manager:     newConnectionManager(opts.MaxConnsPerUser, interest),
 		log:         opts.Logger,
+		sockets:     make(map[*conn]struct{}),
 		janitorStop: make(chan struct{}),
 		janitorDone: make(chan struct{}),
 	}
@@ -292,6 +296,14 @@ func (g *Gateway) newConn(socket *gws.Conn, r *http.Request, claims auth.Claims,
 func (g *Gateway) run(c *conn) {
 	defer g.wg.Done()
 	defer c.cancel()
+	g.socketsMu.Lock()
+	g.sockets[c] = struct{}{}
+	g.socketsMu.Unlock()
+	defer func() {
+		g.socketsMu.Lock()
+		delete(g.sockets, c)
+		g.socketsMu.Unlock()
+	}()
 	_ = c.socket.SetReadDeadline(time.Now().Add(2 * g.opts.Heartbeat))
 	switch err := g.register(c); {
 	case errors.Is(err, errTooManyConns):
@@ -410,9 +422,11 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	// Out of time: cancel store calls and drop every socket still open.
 	g.cancelBase()
-	for _, c := range conns {
+	g.socketsMu.Lock()
+	for c := range g.sockets {
 		c.kill()
 	}
+	g.socketsMu.Unlock()
 	<-done
 	return fmt.Errorf("gateway: shutdown: %w", ctx.Err())
 }

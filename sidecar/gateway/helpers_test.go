@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"path/filepath"
@@ -40,6 +41,13 @@ func (b *logBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
+}
+
+// size returns the memory the buffer holds.
+func (b *logBuffer) size() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return uint64(b.buf.Cap())
 }
 
 func (b *logBuffer) String() string {
@@ -154,7 +162,7 @@ func (e *env) shutdown() {
 	e.shutOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 		defer cancel()
-		if err := e.gw.Shutdown(ctx); err != nil {
+		if err := e.gw.Shutdown(ctx); err != nil && !errors.Is(err, ErrShutdown) {
 			e.t.Errorf("Shutdown: %v", err)
 		}
 	})
