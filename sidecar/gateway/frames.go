@@ -49,43 +49,54 @@ const (
 	maxRefLen = 64
 )
 
-type eventFrame struct {
-	Type         string                     `json:"type"`
-	Notification *notification.Notification `json:"notification,omitempty"`
-	IDs          []string                   `json:"ids,omitempty"`
-	UnreadCount  int                        `json:"unread_count"`
-	Seq          uint64                     `json:"seq"`
-}
-
-// eventFrameType maps an event kind onto its frame type.
-var eventFrameType = map[notification.Kind]string{
-	notification.KindCreated: frameNotification,
-	notification.KindRead:    frameRead,
-	notification.KindReadAll: frameReadAll,
-	notification.KindDeleted: frameDeleted,
-}
+// The event frames; every one carries the user's unread count and seq.
+type (
+	createdFrame struct {
+		Type         string                     `json:"type"`
+		Notification *notification.Notification `json:"notification"`
+		UnreadCount  int                        `json:"unread_count"`
+		Seq          uint64                     `json:"seq"`
+	}
+	idsFrame struct {
+		Type        string   `json:"type"`
+		IDs         []string `json:"ids"`
+		UnreadCount int      `json:"unread_count"`
+		Seq         uint64   `json:"seq"`
+	}
+	readAllFrame struct {
+		Type        string `json:"type"`
+		UnreadCount int    `json:"unread_count"`
+		Seq         uint64 `json:"seq"`
+	}
+)
 
 // encodeEvent returns the frame of ev. It is called once per event, whatever
 // the number of sockets the frame goes to.
 func encodeEvent(ev *notification.Event) ([]byte, error) {
-	typ, ok := eventFrameType[ev.Kind]
-	if !ok {
-		return nil, fmt.Errorf("gateway: encode event: unknown kind %q", ev.Kind)
-	}
-	f := eventFrame{Type: typ, UnreadCount: ev.UnreadCount, Seq: ev.Seq}
+	var f any
 	switch ev.Kind {
 	case notification.KindCreated:
 		if ev.Notification == nil {
 			return nil, errors.New("gateway: encode event: created event without notification")
 		}
-		f.Notification = ev.Notification
+		f = &createdFrame{Type: frameNotification, Notification: ev.Notification,
+			UnreadCount: ev.UnreadCount, Seq: ev.Seq}
 	case notification.KindRead, notification.KindDeleted:
-		f.IDs = ev.IDs
-		if f.IDs == nil {
-			f.IDs = []string{}
+		typ := frameRead
+		if ev.Kind == notification.KindDeleted {
+			typ = frameDeleted
 		}
+		ids := ev.IDs
+		if ids == nil {
+			ids = []string{}
+		}
+		f = &idsFrame{Type: typ, IDs: ids, UnreadCount: ev.UnreadCount, Seq: ev.Seq}
+	case notification.KindReadAll:
+		f = &readAllFrame{Type: frameReadAll, UnreadCount: ev.UnreadCount, Seq: ev.Seq}
+	default:
+		return nil, fmt.Errorf("gateway: encode event: unknown kind %q", ev.Kind)
 	}
-	b, err := json.Marshal(&f)
+	b, err := json.Marshal(f)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: encode event: %w", err)
 	}
