@@ -45,6 +45,10 @@ const (
 	DefaultBackoffMax       = 5 * time.Second
 	DefaultFlushTimeout     = time.Second
 	DefaultAckDelay         = 20 * time.Millisecond
+
+	// stopMargin is how long past FlushTimeout Run waits for the loops that
+	// talk to Redis during stop before it closes the client under them.
+	stopMargin = 250 * time.Millisecond
 	DefaultShipBatch        = 256
 	DefaultTailBatch        = 500
 )
@@ -216,6 +220,8 @@ type Redis struct {
 
 	kick     chan struct{} // wakes the shipper; capacity 1, coalescing
 	tailKick chan struct{} // wakes the tailer from a backoff wait
+	liveWake chan struct{} // wakes the live receiver from a backoff wait
+	shipWake chan struct{} // wakes the shipper from a backoff wait
 
 	ctl   control
 	live  live
@@ -254,6 +260,8 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 		drops:    newDropLog(),
 		kick:     make(chan struct{}, 1),
 		tailKick: make(chan struct{}, 1),
+		liveWake: make(chan struct{}, 1),
+		shipWake: make(chan struct{}, 1),
 	}
 	r.ctl.init()
 	r.live.init()
@@ -274,23 +282,37 @@ func (r *Redis) Run(ctx context.Context) error {
 		"channel_prefix", r.opts.ChannelPrefix, "stream", r.keys.stream,
 		"stream_retention", r.opts.StreamRetention)
 
-	// The tailer may sit in a blocking XREAD; it stops when the client is
-	// closed, after everything else has stopped (the shipper's last flush
-	// still needs the client).
-	var main, tail sync.WaitGroup
-	main.Add(4)
-	go func() { defer main.Done(); r.runShipper(ctx) }()
-	go func() { defer main.Done(); r.runLive(ctx) }()
-	go func() { defer main.Done(); r.runControl(ctx) }()
-	go func() { defer main.Done(); r.runHealth(ctx) }()
-	tail.Add(1)
-	go func() { defer tail.Done(); r.runTail(ctx) }()
+	// The shipper and the control loop still talk to Redis after ctx ends
+	// (the last flush, removing the presence), within FlushTimeout. The
+	// other loops may sit in a blocking read (XREAD, the Pub/Sub connection,
+	// a PING to a hung Redis); they stop when the client is closed, after
+	// the first two finished.
+	var first, late sync.WaitGroup
+	first.Add(2)
+	go func() { defer first.Done(); r.runShipper(ctx) }()
+	go func() { defer first.Done(); r.runControl(ctx) }()
+	late.Add(3)
+	go func() { defer late.Done(); r.runLive(ctx) }()
+	go func() { defer late.Done(); r.runHealth(ctx) }()
+	go func() { defer late.Done(); r.runTail(ctx) }()
 
 	<-ctx.Done()
 	r.live.closeCurrent() // unblocks the live receiver
-	main.Wait()
+	firstDone := make(chan struct{})
+	go func() { first.Wait(); close(firstDone) }() // ends with the first two
+	grace := time.NewTimer(r.opts.FlushTimeout + stopMargin)
+	select {
+	case <-firstDone:
+	case <-grace.C:
+		// A hung Redis holds a command past the flush timeout (go-redis
+		// applies no context cancel to a blocked read): closing the client
+		// ends it, and what is left ships at the next start.
+		r.log.Warn("redis did not answer during stop; closing", "node_id", r.opts.NodeID)
+	}
+	grace.Stop()
 	err := r.client.Close()
-	tail.Wait()
+	<-firstDone
+	late.Wait()
 	r.metrics.redisUp.Set(0)
 	r.log.Info("redis bus stopped", "node_id", r.opts.NodeID)
 	if err != nil && !errors.Is(err, redis.ErrClosed) {
@@ -308,9 +330,12 @@ func (r *Redis) Kick() {
 }
 
 // kickTail wakes the tailer from a backoff wait; it never blocks.
-func (r *Redis) kickTail() {
+func (r *Redis) kickTail() { signal(r.tailKick) }
+
+// signal makes a non-blocking, coalescing send on a channel of capacity 1.
+func signal(c chan struct{}) {
 	select {
-	case r.tailKick <- struct{}{}:
+	case c <- struct{}{}:
 	default:
 	}
 }

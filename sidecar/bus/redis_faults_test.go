@@ -139,3 +139,22 @@ func TestStopFlushesAndReturns(t *testing.T) {
 		t.Fatalf("store unusable after bus stop: %v", err)
 	}
 }
+
+// TestStopWithHungRedis: a Redis that hangs does not hold Run past the
+// flush timeout by much (go-plugin kills a plugin 2s after asking it to
+// stop). The time is logged; only a gross overrun fails.
+func TestStopWithHungRedis(t *testing.T) {
+	srv, a, _ := pair(t)
+	a.open("u1")
+	a.create("u1", 10)
+	srv.Pause()
+	t.Cleanup(srv.Resume)
+	a.create("u1", 10) // left in the outbox
+	start := time.Now()
+	a.stopBus()
+	took := time.Since(start)
+	t.Logf("Run returned %v after cancel with a hung Redis (flush timeout 1s)", took)
+	if took > 10*time.Second {
+		t.Errorf("Run took %v to return", took)
+	}
+}

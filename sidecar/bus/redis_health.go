@@ -102,7 +102,9 @@ func (r *Redis) checkRedis(ctx context.Context) {
 	}
 	r.metrics.redisUp.Set(1)
 	r.log.Info("redis reachable", "node_id", r.opts.NodeID)
-	r.Kick()
+	// Cut every backoff short: Redis is back.
+	signal(r.shipWake)
+	signal(r.liveWake)
 	r.kickTail()
 }
 

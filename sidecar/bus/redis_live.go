@@ -213,7 +213,7 @@ func (r *Redis) receive(ctx context.Context, ps *redis.PubSub, bo *backoff) {
 				return
 			}
 			r.liveDown(err)
-			if !wait(ctx, bo.next(), nil) {
+			if !wait(ctx, bo.next(), r.liveWake) {
 				return
 			}
 			continue

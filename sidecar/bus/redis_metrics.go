@@ -43,7 +43,7 @@ func newRedisMetrics(reg prometheus.Registerer, st *store.Store) (*redisMetrics,
 	m := &redisMetrics{
 		redisUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "herald_redis_up",
-			Help: "1 while Redis answers PING and the live subscription is up, else 0.",
+			Help: "1 while Redis answers PING, else 0.",
 		}),
 		streamLag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "herald_stream_lag",

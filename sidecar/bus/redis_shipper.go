@@ -56,8 +56,8 @@ func (r *Redis) runShipper(ctx context.Context) {
 					"node_id", r.opts.NodeID, "outbox_depth", depth, "error", err)
 			}
 			// Kicks do not end the wait: every commit kicks, and a
-			// down Redis must not be hammered.
-			if !wait(ctx, bo.next(), nil) {
+			// down Redis must not be hammered. Redis coming back does.
+			if !wait(ctx, bo.next(), r.shipWake) {
 				r.flushOnStop(ctx, &sh)
 				return
 			}
