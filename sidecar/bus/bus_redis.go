@@ -48,9 +48,9 @@ const (
 
 	// stopMargin is how long past FlushTimeout Run waits for the loops that
 	// talk to Redis during stop before it closes the client under them.
-	stopMargin = 250 * time.Millisecond
-	DefaultShipBatch        = 256
-	DefaultTailBatch        = 500
+	stopMargin       = 250 * time.Millisecond
+	DefaultShipBatch = 256
+	DefaultTailBatch = 500
 )
 
 // RedisOptions configures the Redis bus. The zero value of each optional
