@@ -237,6 +237,11 @@ func (c *conn) closeLocked(code uint16, reason, evictReason string, flush bool) 
 		// Counted when decided: the socket may take a while to end.
 		c.g.opts.Metrics.Evictions.WithLabelValues(evictReason).Inc()
 	}
+	if evictReason == metrics.EvictSlowClient && c.g.warnLimit.Allow() {
+		// Degraded but working: warn, rate-limited (the metric counts all).
+		c.g.log.Warn("slow client closed: write queue full", "conn_id", c.id, "user_id", c.userID,
+			"queued_frames", c.qFrames, "queued_bytes", c.qBytes)
+	}
 	if !flush {
 		c.abort.Store(true)
 	}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/lxzan/gws"
+	"golang.org/x/time/rate"
 
 	"github.com/heraldhq/herald/sidecar/auth"
 	"github.com/heraldhq/herald/sidecar/metrics"
@@ -66,6 +67,8 @@ type Gateway struct {
 	upgrader *gws.Upgrader
 	log      hclog.Logger
 	nextID   atomic.Uint64
+	// warnLimit rate-limits warnings logged on hot paths.
+	warnLimit *rate.Limiter
 
 	// baseCtx is the parent of every socket's context; Shutdown cancels it.
 	baseCtx    context.Context
@@ -106,6 +109,7 @@ func New(opts Options, st Store, verifier *auth.Verifier, interest Interest) (*G
 		verifier:    verifier,
 		manager:     newConnectionManager(opts.MaxConnsPerUser, interest),
 		log:         opts.Logger,
+		warnLimit:   rate.NewLimiter(1, 5),
 		sockets:     make(map[*conn]struct{}),
 		janitorStop: make(chan struct{}),
 		janitorDone: make(chan struct{}),

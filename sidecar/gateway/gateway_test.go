@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/heraldhq/herald/sidecar/notification"
 	"github.com/heraldhq/herald/testing/wsclient"
 )
 
@@ -73,4 +74,15 @@ func TestOtherUsersGetNothing(t *testing.T) {
 		t.Fatalf("u2 got %d notifications, want 1", n)
 	}
 	_, _ = e.st.MarkAllRead(context.Background(), "u2")
+}
+
+// TestNoEncodingWithoutSockets: events of users without a socket here cost
+// no encoding (no allocation at all).
+func TestNoEncodingWithoutSockets(t *testing.T) {
+	e := newEnv(t, Options{})
+	n := &notification.Notification{ID: "01ARZ3NDEKTSV4RRFFQ69G5FAV", UserID: "nobody", Type: "t", Title: "x"}
+	evs := []notification.Event{{UserID: "nobody", Seq: 1, Kind: notification.KindCreated, Notification: n}}
+	if allocs := testing.AllocsPerRun(100, func() { e.gw.OnCommit(evs) }); allocs != 0 {
+		t.Fatalf("OnCommit for a user without sockets allocates %v times", allocs)
+	}
 }
