@@ -76,7 +76,8 @@ export function planReconnect(end, options = {}, random = Math.random) {
   if (!opened) {
     const n = failures + 1;
     if (n >= MIN_TRIES && failingFor >= opts.giveUpAfter) {
-      return { stop: `cannot connect: ${n} handshakes failed in ${Math.round(failingFor / 1000)} s` };
+      const secs = Math.round(failingFor / 1000);
+      return { stop: `cannot connect: ${n} handshakes failed in ${secs} s` };
     }
     return { ...after(attempt), failures: n, refreshToken: hasGetToken && failures === 0 };
   }
@@ -186,7 +187,10 @@ export class HeraldClient {
     this._gen++;
     this._clearTimers();
     if (ws) this._end(ws, CloseCode.NORMAL, 'client closed');
-    else if (was !== 'idle') this._emit('close', { code: CloseCode.NORMAL, reason: 'client closed', willReconnect: false });
+    else if (was !== 'idle') {
+      this._emit('close',
+        { code: CloseCode.NORMAL, reason: 'client closed', willReconnect: false });
+    }
   }
 
   /** Marks notifications read. Returns false when not connected. */
@@ -281,7 +285,8 @@ export class HeraldClient {
     this.connected = false;
     const pending = this._pending.splice(0);
     for (const p of pending) {
-      p.reject(new HeraldError('disconnected', 'herald: connection closed before the answer', 'list'));
+      p.reject(new HeraldError('disconnected', 'herald: connection closed before the answer',
+        'list'));
     }
     this._afterEnd({ code, reason: reason ?? '', opened });
   }
@@ -294,7 +299,8 @@ export class HeraldClient {
     if (!opened && this._failures === 0) this._failingSince = Date.now();
     const plan = planReconnect({
       code, reason, opened, attempt: this._attempt, failures: this._failures,
-      failingFor: opened ? 0 : Date.now() - this._failingSince, hasGetToken: Boolean(this._getToken),
+      failingFor: opened ? 0 : Date.now() - this._failingSince,
+      hasGetToken: Boolean(this._getToken),
     }, this._opts, this._random);
     this._emit('close', { code, reason, willReconnect: !plan.stop });
     if (plan.stop) {
@@ -378,7 +384,8 @@ export class HeraldClient {
         this._emit('read_all', { unreadCount: msg.unread_count ?? 0 });
         return this._setCount(msg.unread_count ?? 0);
       case 'page':
-        return this._pending.shift()?.resolve({ notifications: msg.notifications ?? [], next: msg.next });
+        return this._pending.shift()?.resolve(
+          { notifications: msg.notifications ?? [], next: msg.next });
       case 'error':
         if (msg.ref === 'list') {
           this._pending.shift()?.reject(new HeraldError(msg.code, msg.message, msg.ref));
@@ -411,8 +418,9 @@ export class HeraldClient {
     this.unread = [...(msg.notifications ?? [])].sort(byID);
     this.truncated = Boolean(msg.truncated);
     this._attempt = 0; // a full sync is the sign of a healthy connection
-    this._emit('sync', { notifications: this.unread, unreadCount: msg.unread_count, truncated: this.truncated });
-    this._setCount(msg.unread_count ?? this.unread.length);
+    const count = msg.unread_count ?? this.unread.length;
+    this._emit('sync', { notifications: this.unread, unreadCount: count, truncated: this.truncated });
+    this._setCount(count);
   }
 
   _onNotification(msg) {
