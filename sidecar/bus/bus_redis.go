@@ -173,6 +173,11 @@ func (o *RedisOptions) validate() error {
 	if o.NodeID == "" {
 		bad("node id is required (neither NodeID nor the store's node id is set)")
 	}
+	if o.Store != nil && o.Store.NodeID() != "" && o.Store.NodeID() != o.NodeID {
+		// The outbox records carry the store's node ID as their origin;
+		// with another one here, this replica would not know its own changes.
+		bad("node id %q differs from the store's %q", o.NodeID, o.Store.NodeID())
+	}
 	if strings.ContainsAny(o.Namespace, "{}") {
 		bad("namespace %q must not contain { or }", o.Namespace)
 	}
@@ -207,8 +212,10 @@ func (o *RedisOptions) validate() error {
 //   - the tailer (redis_tail.go) catches up from the stream;
 //   - the health loop (redis_health.go) pings Redis and the live connection.
 //
-// It is safe for concurrent use. Lock order: control.mu and live.mu are never
-// held together except live.mu inside nothing else; state.mu is a leaf.
+// It is safe for concurrent use. Its mutexes (control.mu, live.mu,
+// readiness.mu) are leaves: none is taken while another is held. live.mu is
+// held across go-redis's SUBSCRIBE calls, so the Pub/Sub connection and the
+// subscribed set change together.
 type Redis struct {
 	opts    RedisOptions
 	log     hclog.Logger

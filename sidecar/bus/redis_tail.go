@@ -48,7 +48,7 @@ func (r *Redis) tailSession(ctx context.Context, bo *backoff) error {
 		cur = cursor{}
 	}
 	isNew := cur.epoch == ""
-	checkGap := true
+	checkGap, first := true, true
 	for {
 		// The epoch is read before every XREAD: a Redis restarted without
 		// its data starts a new stream whose IDs may sort below the cursor.
@@ -68,10 +68,16 @@ func (r *Redis) tailSession(ctx context.Context, bo *backoff) error {
 			checkGap, isNew = false, false
 		}
 
+		// The first read of a session does not block, so that a replica
+		// already at the end knows it at once.
+		block := r.opts.TailBlock
+		if first {
+			block, first = -1, false
+		}
 		res, err := r.client.XRead(ctx, &redis.XReadArgs{
 			Streams: []string{r.keys.stream, cur.id.String()},
 			Count:   int64(r.opts.TailBatch),
-			Block:   r.opts.TailBlock,
+			Block:   block,
 		}).Result()
 		if errors.Is(err, redis.Nil) {
 			r.atStreamEnd()
