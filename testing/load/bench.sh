@@ -117,17 +117,17 @@ run() {
 		local rate=$([ "$1" = fanout1k ] && echo 1000 || echo 10000)
 		start_heralds 2
 		measure "$1" 2 fanout $(ws_flags 2) --socket "$OUT/h1/h.sock" --secret-file "$OUT/secret" \
-			--conns 10000 --rate "$rate" --duration 10s --drain 30s
+			--conns 10000 --rate "$rate" --duration 10s --drain 30s $(pid_flags)
 		;;
 	storm)
 		start_heralds 1
 		measure "$1" 1 storm $(ws_flags 1) --socket "$OUT/h1/h.sock" --secret-file "$OUT/secret" \
-			--conns 18000 --unread 20 --spread 10s
+			--conns 18000 --unread 20 --spread 10s $(pid_flags)
 		;;
 	create)
 		start_heralds 1
-		measure create1 1 create --socket "$OUT/h1/h.sock" --callers 1 --duration 10s
-		measure create64 1 create --socket "$OUT/h1/h.sock" --callers 64 --duration 10s
+		measure create1 1 create --socket "$OUT/h1/h.sock" --callers 1 --duration 10s $(pid_flags)
+		measure create64 1 create --socket "$OUT/h1/h.sock" --callers 64 --duration 10s $(pid_flags)
 		;;
 	*)
 		echo "unknown run $1" >&2

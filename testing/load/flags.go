@@ -96,15 +96,6 @@ func registerFlags(fs *flag.FlagSet, o *options, groups int) {
 			func(s string) error { o.WS = append(o.WS, s); return nil })
 		fs.StringVar(&o.SecretFile, "secret-file", o.SecretFile, "the servers' HS256 secret file (--jwt-secret-file)")
 		fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "a server's data directory; its generated secret signs the tokens")
-		fs.Func("server-pid", "pid of a Herald whose RSS and fd limit to read (repeat, in --ws order)",
-			func(s string) error {
-				pid, err := strconv.Atoi(s)
-				if err != nil || pid <= 0 {
-					return fmt.Errorf("want a pid, got %q", s)
-				}
-				o.ServerPIDs = append(o.ServerPIDs, pid)
-				return nil
-			})
 		fs.IntVar(&o.Sources, "sources", o.Sources, "source addresses 127.0.0.1..N to spread clients over (0: as many as needed)")
 		fs.IntVar(&o.MaxPerProcess, "max-per-process", o.MaxPerProcess, "most clients per process (0: by the fd limit)")
 		fs.IntVar(&o.DialConcurrency, "dial-concurrency", o.DialConcurrency, "clients connecting at once, per process")
@@ -115,6 +106,15 @@ func registerFlags(fs *flag.FlagSet, o *options, groups int) {
 		fs.IntVar(&o.Conns, "conns", o.Conns, "WebSocket clients (required)")
 	}
 	if groups&(needWS|needRPC) != 0 {
+		fs.Func("server-pid", "pid of a Herald whose CPU time, RSS and fd limit to read (repeat, in --ws order)",
+			func(s string) error {
+				pid, err := strconv.Atoi(s)
+				if err != nil || pid <= 0 {
+					return fmt.Errorf("want a pid, got %q", s)
+				}
+				o.ServerPIDs = append(o.ServerPIDs, pid)
+				return nil
+			})
 		fs.IntVar(&o.Users, "users", o.Users, "distinct users the clients or notifications are spread over (0: one per client)")
 		fs.StringVar(&o.UserPrefix, "user-prefix", o.UserPrefix, "prefix of the user ids (default: load-<random>-, fresh each run)")
 	}

@@ -60,6 +60,18 @@ func startFleet(ctx context.Context, p plan, base workerSpec, forceChildren bool
 	return f, nil
 }
 
+// pids returns this process's pid and those of the worker processes, for
+// measuring the load generator's own CPU time.
+func (f *fleet) pids() []int {
+	pids := []int{os.Getpid()}
+	for _, w := range f.workers {
+		if c, ok := w.(*childLink); ok {
+			pids = append(pids, c.cmd.Process.Pid)
+		}
+	}
+	return pids
+}
+
 // broadcast sends c to every worker.
 func (f *fleet) broadcast(c command) error {
 	var errs []error

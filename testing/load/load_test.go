@@ -72,7 +72,7 @@ func TestIdleSmoke(t *testing.T) {
 	if r.ClosedByServer != 0 {
 		t.Errorf("server closed %d sockets: %s", r.ClosedByServer, countsString(r.Closes))
 	}
-	if r.RSSAfter == 0 || r.ConnectRate <= 0 || r.Sync.Count != 20 {
+	if r.RSSAfter == 0 || r.ConnectRate <= 0 || r.Sync.Count != 20 || r.ServerCPURamp.Wall <= 0 {
 		t.Errorf("missing figures: %+v", r)
 	}
 }
@@ -157,6 +157,7 @@ func checkFanout(t *testing.T, r *fanoutResult) {
 func TestStormSmoke(t *testing.T) {
 	n, secret := startNode(t)
 	o := smokeOptions(t, secret, n)
+	o.ServerPIDs = []int{os.Getpid()}
 	r, err := runStorm(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -165,8 +166,8 @@ func TestStormSmoke(t *testing.T) {
 		t.Fatalf("prefilled %d synced %d short %d failed %d: %s",
 			r.Prefilled, r.Synced, r.SyncShort, r.Failed, countsString(r.Errors))
 	}
-	if r.Sync.Count != 20 {
-		t.Errorf("sync summary %+v", r.Sync)
+	if r.Sync.Count != 20 || len(r.ServerCPUStorm.Each) != 1 {
+		t.Errorf("sync summary %+v, server CPU %+v", r.Sync, r.ServerCPUStorm)
 	}
 }
 

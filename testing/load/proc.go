@@ -124,3 +124,84 @@ func serverConnections(wsURL string) (n float64, ok bool) {
 	}
 	return total, ok
 }
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times; 100 on every
+// Linux architecture Go supports.
+const clockTicks = 100
+
+// procCPU returns the user+system CPU time process pid has used.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces; fields after it are fixed.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+}
+
+// cpuMeter measures the CPU time a set of processes use between start and
+// stop, and the wall time. Processes that cannot be read count 0.
+type cpuMeter struct {
+	pids  []int
+	cpu0  []time.Duration
+	wall0 time.Time
+}
+
+func startCPU(pids []int) *cpuMeter {
+	m := &cpuMeter{pids: pids, wall0: time.Now()}
+	for _, pid := range pids {
+		d, _ := procCPU(pid)
+		m.cpu0 = append(m.cpu0, d)
+	}
+	return m
+}
+
+// cpuUse is what a cpuMeter measured.
+type cpuUse struct {
+	// Seconds is the CPU time used by all the processes together.
+	Seconds float64 `json:"cpu_seconds"`
+	// Each is the CPU time of each process, in the order given.
+	Each []float64 `json:"cpu_seconds_each,omitempty"`
+	// Wall is the wall time between start and stop.
+	Wall float64 `json:"wall_seconds"`
+}
+
+func (m *cpuMeter) stop() cpuUse {
+	u := cpuUse{Wall: time.Since(m.wall0).Seconds()}
+	for i, pid := range m.pids {
+		d, _ := procCPU(pid)
+		s := (d - m.cpu0[i]).Seconds()
+		u.Each = append(u.Each, s)
+		u.Seconds += s
+	}
+	return u
+}
+
+// String formats the use as CPU seconds and the share of one core.
+func (u cpuUse) String() string {
+	if u.Wall <= 0 {
+		return "not measured"
+	}
+	return fmt.Sprintf("%.2f CPU-s in %.2f s (%.0f%% of one core)", u.Seconds, u.Wall, 100*u.Seconds/u.Wall)
+}
+
+// perOp formats CPU milliseconds per operation.
+func (u cpuUse) perOp(ops int64, what string) string {
+	if ops <= 0 {
+		return u.String()
+	}
+	return fmt.Sprintf("%s, %.3f CPU-ms per %s", u, 1000*u.Seconds/float64(ops), what)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,10 @@ type createRun struct {
 	CallsPerSec   float64        `json:"calls_per_sec"`
 	NotesPerSec   float64        `json:"notifications_per_sec"`
 	Latency       Summary        `json:"latency"`
+	// ServerCPU and LoadCPU are the CPU time of the server (--server-pid)
+	// and of this tool during the run.
+	ServerCPU cpuUse `json:"server_cpu"`
+	LoadCPU   cpuUse `json:"load_cpu"`
 }
 
 // createResult is the outcome of the create scenario.
@@ -45,6 +50,10 @@ func (r *createResult) rows() [][2]string {
 			[2]string{name, fmt.Sprintf("%.0f calls/s, %.0f notifications/s over %.1fs (%d calls, errors: %s)",
 				run.CallsPerSec, run.NotesPerSec, run.Seconds, run.Calls, countsString(run.Errors))},
 			[2]string{"  call latency", run.Latency.String()})
+		if len(run.ServerCPU.Each) > 0 {
+			rows = append(rows, [2]string{"  server CPU", run.ServerCPU.perOp(run.Notifications, "notification")})
+		}
+		rows = append(rows, [2]string{"  load generator CPU", run.LoadCPU.String()})
 	}
 	return rows
 }
@@ -96,6 +105,7 @@ func createLoop(ctx context.Context, o options, pool *rpcPool, mode string) crea
 		mu           sync.Mutex
 		wg           sync.WaitGroup
 	)
+	serverCPU, loadCPU := startCPU(o.ServerPIDs), startCPU([]int{os.Getpid()})
 	start := time.Now()
 	deadline := start.Add(o.Duration)
 	for w := range o.Callers {
@@ -137,5 +147,6 @@ func createLoop(ctx context.Context, o options, pool *rpcPool, mode string) crea
 	run.CallsPerSec = float64(run.Calls) / run.Seconds
 	run.NotesPerSec = float64(run.Notifications) / run.Seconds
 	run.Latency = Summarize(hist)
+	run.ServerCPU, run.LoadCPU = serverCPU.stop(), loadCPU.stop()
 	return run
 }

@@ -39,11 +39,15 @@ type fanoutResult struct {
 	Latency Summary `json:"latency"`
 	// LatencyByReplica splits Latency by the replica the clients were on,
 	// in --ws order; the first --socket's replica is the creating one.
-	LatencyByReplica []Summary      `json:"latency_by_replica,omitempty"`
-	CreateRPC        Summary        `json:"create_rpc"`
-	ConnectFailed    int64          `json:"connect_failed"`
-	ClosedByServer   int64          `json:"closed_by_server"`
-	Closes           map[string]int `json:"closes,omitempty"`
+	LatencyByReplica []Summary `json:"latency_by_replica,omitempty"`
+	CreateRPC        Summary   `json:"create_rpc"`
+	// ServerCPU and LoadCPU are the CPU time of the servers (--server-pid)
+	// and of this tool from the first create to the end of the drain.
+	ServerCPU      cpuUse         `json:"server_cpu"`
+	LoadCPU        cpuUse         `json:"load_cpu"`
+	ConnectFailed  int64          `json:"connect_failed"`
+	ClosedByServer int64          `json:"closed_by_server"`
+	Closes         map[string]int `json:"closes,omitempty"`
 }
 
 func (r *fanoutResult) rows() [][2]string {
@@ -64,6 +68,11 @@ func (r *fanoutResult) rows() [][2]string {
 		}
 	}
 	rows = append(rows, [2]string{"closed by server", fmt.Sprintf("%d (%s)", r.ClosedByServer, countsString(r.Closes))})
+	if len(r.ServerCPU.Each) > 0 {
+		rows = append(rows, [2]string{"server CPU, create+drain",
+			r.ServerCPU.perOp(r.Created, "notification") + fmt.Sprintf(" (each %v)", r.ServerCPU.Each)})
+	}
+	rows = append(rows, [2]string{"load generator CPU", r.LoadCPU.String()})
 	return rows
 }
 
@@ -103,6 +112,7 @@ func runFanout(ctx context.Context, o options) (*fanoutResult, error) {
 	}
 
 	// Create at the paced rate.
+	serverCPU, loadCPU := startCPU(o.ServerPIDs), startCPU(f.pids())
 	c := createPaced(ctx, o, pool)
 	r.Created, r.CreateErrors, r.Expected = c.created, c.errors, c.expected
 	r.AchievedRate, r.MaxLagMs, r.CreateRPC = c.achieved, c.maxLagMs, Summarize(c.rpc)
@@ -122,6 +132,7 @@ func runFanout(ctx context.Context, o options) (*fanoutResult, error) {
 		}
 	}
 	r.DrainSeconds = time.Since(drainStart).Seconds()
+	r.ServerCPU, r.LoadCPU = serverCPU.stop(), loadCPU.stop()
 
 	res, err := f.ask("finish", "result", 2*time.Minute)
 	if err != nil {

@@ -36,6 +36,12 @@ type idleResult struct {
 	RSSAfterEach   []int64        `json:"rss_after_each_bytes,omitempty"`
 	// RSSPerConn is (RSSAfter − RSSBefore) / Synced, in bytes.
 	RSSPerConn float64 `json:"rss_per_conn_bytes,omitempty"`
+	// ServerCPURamp and LoadCPURamp are the CPU time the servers and this
+	// tool (with its workers) used during the ramp; ServerCPUHold during
+	// settle and hold.
+	ServerCPURamp cpuUse `json:"server_cpu_ramp"`
+	LoadCPURamp   cpuUse `json:"load_cpu_ramp"`
+	ServerCPUHold cpuUse `json:"server_cpu_hold"`
 }
 
 func (r *idleResult) rows() [][2]string {
@@ -49,9 +55,12 @@ func (r *idleResult) rows() [][2]string {
 		{"errors", countsString(r.Errors)},
 		{"server herald_connections", fmt.Sprintf("%.0f", r.ServerConnections)},
 		{"closed by server", fmt.Sprintf("%d (%s)", r.ClosedByServer, countsString(r.Closes))},
+		{"load generator CPU, ramp", r.LoadCPURamp.String()},
 	}
 	if len(r.ServerPIDs) > 0 {
 		rows = append(rows,
+			[2]string{"server CPU, ramp", r.ServerCPURamp.perOp(r.Synced, "connect")},
+			[2]string{"server CPU, settle+hold", r.ServerCPUHold.String()},
 			[2]string{"server RSS", fmt.Sprintf("%s before, %s connected+settled, %s after hold",
 				mib(r.RSSBefore), mib(r.RSSAfter), mib(r.RSSEnd))},
 			[2]string{"RSS per connection", kib(r.RSSPerConn)})
@@ -79,16 +88,20 @@ func runIdle(ctx context.Context, o options) (*idleResult, error) {
 
 	// Ramp up.
 	start := time.Now()
+	serverCPU := startCPU(o.ServerPIDs)
 	f, err := startFleet(ctx, p, o.baseSpec(), o.ForceChildren)
 	if err != nil {
 		return nil, err
 	}
 	defer f.close()
+	loadCPU := startCPU(f.pids())
 	ready, err := f.collect("ready", rampTimeout(o))
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	r.ConnectSeconds = time.Since(start).Seconds()
+	r.ServerCPURamp, r.LoadCPURamp = serverCPU.stop(), loadCPU.stop()
+	serverCPU = startCPU(o.ServerPIDs)
 	t := mergeEvents(ready)
 	r.Connected, r.Synced, r.Failed = t.Counters.Connected, t.Counters.Synced, t.Counters.Failed
 	r.ConnectRate = float64(r.Synced) / r.ConnectSeconds
@@ -114,6 +127,7 @@ func runIdle(ctx context.Context, o options) (*idleResult, error) {
 	if err := sleepCtx(ctx, o.Hold); err != nil {
 		return nil, err
 	}
+	r.ServerCPUHold = serverCPU.stop()
 	if len(o.ServerPIDs) > 0 {
 		if r.RSSEnd, _, err = sumRSS(o.ServerPIDs); err != nil {
 			return nil, err

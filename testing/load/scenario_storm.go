@@ -33,10 +33,15 @@ type stormResult struct {
 	Handshake Summary        `json:"handshake"`
 	// Sync is from the start of the dial to the unread_sync frame.
 	Sync Summary `json:"sync"`
+	// ServerCPUPrefill, ServerCPUStorm and LoadCPUStorm are the CPU time of
+	// the servers (--server-pid) and of this tool in each phase.
+	ServerCPUPrefill cpuUse `json:"server_cpu_prefill"`
+	ServerCPUStorm   cpuUse `json:"server_cpu_storm"`
+	LoadCPUStorm     cpuUse `json:"load_cpu_storm"`
 }
 
 func (r *stormResult) rows() [][2]string {
-	return [][2]string{
+	rows := [][2]string{
 		{"clients", fmt.Sprintf("%d over %d users, %d replicas, %d processes", r.Conns, r.Users, r.Replicas, r.Processes)},
 		{"prefill", fmt.Sprintf("%d unread each, %d created at %.0f/s (errors: %s)",
 			r.Unread, r.Prefilled, r.PrefillRate, countsString(r.PrefillErrors))},
@@ -46,6 +51,12 @@ func (r *stormResult) rows() [][2]string {
 		{"handshake", r.Handshake.String()},
 		{"connect→unread_sync", r.Sync.String()},
 	}
+	if len(r.ServerCPUStorm.Each) > 0 {
+		rows = append(rows,
+			[2]string{"server CPU, prefill", r.ServerCPUPrefill.perOp(r.Prefilled, "notification")},
+			[2]string{"server CPU, storm", r.ServerCPUStorm.perOp(r.Synced, "connect")})
+	}
+	return append(rows, [2]string{"load generator CPU, storm", r.LoadCPUStorm.String()})
 }
 
 // runStorm gives every user o.Unread unread notifications, then connects
@@ -68,7 +79,9 @@ func runStorm(ctx context.Context, o options) (*stormResult, error) {
 		Unread: o.Unread, SpreadSeconds: o.Spread.Seconds()}
 
 	// Prefill.
+	serverCPU := startCPU(o.ServerPIDs)
 	pf := prefill(ctx, o, pool)
+	r.ServerCPUPrefill = serverCPU.stop()
 	r.Prefilled, r.PrefillErrors, r.PrefillRate = pf.created, pf.errors, pf.rate
 	if len(pf.errors) > 0 {
 		return r, fmt.Errorf("prefill failed: %s", countsString(pf.errors))
@@ -86,11 +99,16 @@ func runStorm(ctx context.Context, o options) (*stormResult, error) {
 		return nil, err
 	}
 	defer f.close()
-	ready, err := f.collect("ready", time.Until(startAt)+o.Spread+o.Timeout+time.Minute)
+	if err := sleepCtx(ctx, time.Until(startAt)); err != nil {
+		return nil, err
+	}
+	serverCPU, loadCPU := startCPU(o.ServerPIDs), startCPU(f.pids())
+	ready, err := f.collect("ready", o.Spread+o.Timeout+time.Minute)
 	if err != nil {
 		return nil, fmt.Errorf("storm: %w", err)
 	}
 	r.StormSeconds = time.Since(startAt).Seconds()
+	r.ServerCPUStorm, r.LoadCPUStorm = serverCPU.stop(), loadCPU.stop()
 	t := mergeEvents(ready)
 	r.Synced, r.SyncShort, r.Failed, r.Errors = t.Counters.Synced, t.Counters.SyncShort, t.Counters.Failed, t.Errors
 	r.Handshake, r.Sync = Summarize(t.connect), Summarize(t.sync)
