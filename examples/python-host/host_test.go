@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/heraldhq/herald/testing/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,7 +39,7 @@ func requirePython(t *testing.T) {
 	t.Helper()
 	out, err := exec.Command(python, "-c", "import grpc, google.protobuf").CombinedOutput()
 	if err != nil {
-		t.Skipf("skipping: %s cannot import grpc (install python3-grpcio and python3-protobuf): %v\n%s",
+		testenv.Missing(t, "skipping: %s cannot import grpc (install python3-grpcio and python3-protobuf): %v\n%s",
 			python, err, out)
 	}
 }
@@ -300,7 +301,7 @@ func TestPluginHandshakeConstants(t *testing.T) {
 func TestGeneratedStubsCurrent(t *testing.T) {
 	requirePython(t)
 	if err := exec.Command(python, "-c", "import grpc_tools.protoc").Run(); err != nil {
-		t.Skipf("skipping: %s has no grpc_tools (install python3-grpc-tools): %v", python, err)
+		testenv.Missing(t, "skipping: %s has no grpc_tools (install python3-grpc-tools): %v", python, err)
 	}
 	scratch := t.TempDir()
 	script, err := os.ReadFile("generate.sh")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/heraldhq/herald/testing/testenv"
 	"net"
 	"net/http"
 	"os"
@@ -30,11 +31,11 @@ func TestReplicasInBrowser(t *testing.T) {
 		t.Skip("skipping the browser test in -short mode")
 	}
 	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("skipping: %s not found; this test drives Debian's chromium", chromiumPath)
+		testenv.Missing(t, "skipping: %s not found; this test drives Debian's chromium", chromiumPath)
 	}
 	nodeBin, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("skipping: node (Node.js 20+) is not on PATH")
+		testenv.Missing(t, "skipping: node (Node.js 20+) is not on PATH")
 	}
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
@@ -42,7 +43,7 @@ func TestReplicasInBrowser(t *testing.T) {
 	}
 	pwPackage := filepath.Join(root, "testing", "browser", "node_modules", "playwright-core", "package.json")
 	if _, err := os.Stat(pwPackage); err != nil {
-		t.Skip("skipping: playwright-core is not installed; run `npm ci` in testing/browser")
+		testenv.Missing(t, "skipping: playwright-core is not installed; run `npm ci` in testing/browser")
 	}
 	redis := rediskit.Start(t)
 

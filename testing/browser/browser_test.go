@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/heraldhq/herald/testing/testenv"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -31,10 +32,10 @@ func TestBrowserPage(t *testing.T) {
 	node := lookNode(t)
 	root := repoRoot(t)
 	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("skipping: %s not found; the browser test drives Debian's chromium", chromiumPath)
+		testenv.Missing(t, "skipping: %s not found; the browser test drives Debian's chromium", chromiumPath)
 	}
 	if _, err := os.Stat(filepath.Join("node_modules", "playwright-core")); err != nil {
-		t.Skip("skipping: testing/browser/node_modules/playwright-core is missing; run `npm ci` in testing/browser")
+		testenv.Missing(t, "skipping: testing/browser/node_modules/playwright-core is missing; run `npm ci` in testing/browser")
 	}
 	const user = "browser-user"
 	dataDir := t.TempDir()

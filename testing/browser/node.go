@@ -9,6 +9,7 @@ package browser
 
 import (
 	"context"
+	"github.com/heraldhq/herald/testing/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,7 +41,7 @@ func lookNode(t testing.TB) string {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("skipping: node (Node.js 20+) is not on PATH; the JavaScript SDK tests need it")
+		testenv.Missing(t, "skipping: node (Node.js 20+) is not on PATH; the JavaScript SDK tests need it")
 	}
 	return node
 }
