@@ -190,6 +190,7 @@ func runArgs(ctx context.Context, args []string, stderr io.Writer) (*report, opt
 	rep := &report{Scenario: sc.name, Args: args[1:], Machine: newMachine()}
 	res, err := sc.run(ctx, o)
 	rep.Machine.LoadEnd = loadAvg()
+	rep.Machine.Net = readNetCounters().sub(rep.Machine.net0)
 	rep.Result = res
 	return rep, o, err
 }

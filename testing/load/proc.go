@@ -72,6 +72,10 @@ type machine struct {
 	LoadStart  string `json:"loadavg_start"`
 	LoadEnd    string `json:"loadavg_end,omitempty"`
 	StartedAt  string `json:"started_at"`
+	// Net is the change of machine-wide TCP counters during the run (other
+	// programs on the machine count too).
+	Net  netCounters `json:"net"`
+	net0 netCounters
 }
 
 func newMachine() machine {
@@ -79,6 +83,7 @@ func newMachine() machine {
 	return machine{
 		NProc: runtime.NumCPU(), MemTotalMB: total >> 20, GoVersion: runtime.Version(),
 		LoadStart: loadAvg(), StartedAt: time.Now().UTC().Format(time.RFC3339),
+		net0: readNetCounters(),
 	}
 }
 
@@ -204,4 +209,46 @@ func (u cpuUse) perOp(ops int64, what string) string {
 		return u.String()
 	}
 	return fmt.Sprintf("%s, %.3f CPU-ms per %s", u, 1000*u.Seconds/float64(ops), what)
+}
+
+// netCounters are machine-wide (network namespace) TCP counters from
+// /proc/net/netstat that explain connect-time tails: a full listen queue
+// drops SYNs, and the client retransmits after 1 s, then 3 s.
+type netCounters struct {
+	ListenOverflows int64 `json:"listen_overflows"`
+	ListenDrops     int64 `json:"listen_drops"`
+	SynRetrans      int64 `json:"syn_retrans"`
+}
+
+func readNetCounters() netCounters {
+	var c netCounters
+	b, err := os.ReadFile("/proc/net/netstat")
+	if err != nil {
+		return c
+	}
+	lines := strings.Split(string(b), "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		if !strings.HasPrefix(lines[i], "TcpExt:") || !strings.HasPrefix(lines[i+1], "TcpExt:") {
+			continue
+		}
+		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		for j := 1; j < len(names) && j < len(values); j++ {
+			v, _ := strconv.ParseInt(values[j], 10, 64)
+			switch names[j] {
+			case "ListenOverflows":
+				c.ListenOverflows = v
+			case "ListenDrops":
+				c.ListenDrops = v
+			case "TCPSynRetrans":
+				c.SynRetrans = v
+			}
+		}
+		break
+	}
+	return c
+}
+
+func (c netCounters) sub(o netCounters) netCounters {
+	return netCounters{ListenOverflows: c.ListenOverflows - o.ListenOverflows,
+		ListenDrops: c.ListenDrops - o.ListenDrops, SynRetrans: c.SynRetrans - o.SynRetrans}
 }

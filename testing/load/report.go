@@ -37,6 +37,8 @@ func (r *report) print(w io.Writer, asJSON bool) error {
 	fmt.Fprintf(tw, "args\t%s\n", strings.Join(r.Args, " "))
 	fmt.Fprintf(tw, "machine\t%d CPUs, %d MiB, %s\n", r.Machine.NProc, r.Machine.MemTotalMB, r.Machine.GoVersion)
 	fmt.Fprintf(tw, "load average\t%s (start), %s (end)\n", r.Machine.LoadStart, r.Machine.LoadEnd)
+	fmt.Fprintf(tw, "TCP (machine-wide)\t%d listen overflows, %d listen drops, %d SYN retransmits\n",
+		r.Machine.Net.ListenOverflows, r.Machine.Net.ListenDrops, r.Machine.Net.SynRetrans)
 	for _, row := range r.Result.rows() {
 		fmt.Fprintf(tw, "%s\t%s\n", row[0], row[1])
 	}
