@@ -3,12 +3,8 @@ package bus
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strconv"
 	"sync"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // control holds the Watch/Unwatch requests not yet applied. The map has one
@@ -60,23 +56,19 @@ func (c *control) take() (map[string]bool, bool) {
 }
 
 // runControl turns Watch/Unwatch into subscriptions and keeps this node's
-// presence in Redis, until ctx ends; then it removes the presence.
-//
-// Presence: each node keeps a hash {ns}:presence:{node} (user → sockets) with
-// an expiry of 3 presence intervals, rewritten whole every interval and
-// updated at once when a user's first socket opens or last one closes; and
-// a sorted set {ns}:nodes (node → time of its last rewrite). A node that
-// dies without cleaning up drops out after 3 intervals. Counts of users who
-// open a second socket are refreshed at the next interval; this node's own
-// count is always read live.
+// presence in Redis (redis_presence.go), until ctx ends; then it removes
+// the presence.
 func (r *Redis) runControl(ctx context.Context) {
-	t := time.NewTicker(r.opts.PresenceInterval)
-	defer t.Stop()
+	full := time.NewTicker(r.opts.PresenceInterval)
+	defer full.Stop()
+	diff := time.NewTicker(min(time.Second, r.opts.PresenceInterval))
+	defer diff.Stop()
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
 	bo := newBackoff(r.opts.BackoffMin, r.opts.BackoffMax)
-	r.refreshPresence(ctx)
+	var pr presenceState
+	r.syncPresence(ctx, &pr, true)
 	for {
 		select {
 		case <-ctx.Done():
@@ -86,11 +78,16 @@ func (r *Redis) runControl(ctx context.Context) {
 		case <-retry.C:
 			r.ctl.requestResync()
 			continue
-		case <-t.C:
-			r.refreshPresence(ctx)
+		case <-full.C:
+			r.syncPresence(ctx, &pr, true)
+			continue
+		case <-diff.C:
+			r.syncPresence(ctx, &pr, false)
 			continue
 		}
-		if err := r.applyWatches(ctx); err != nil && ctx.Err() == nil {
+		err := r.applyWatches(ctx)
+		r.syncPresence(ctx, &pr, false)
+		if err != nil && ctx.Err() == nil {
 			r.log.Debug("update live subscriptions; retrying", "error", err)
 			retry.Reset(bo.next())
 			continue
@@ -119,9 +116,6 @@ func (r *Redis) applyWatches(ctx context.Context) error {
 	}
 	if len(added)+len(removed) > 0 {
 		r.log.Trace("live subscriptions updated", "added", len(added), "removed", len(removed))
-		if perr := r.updatePresence(ctx, added, removed); perr != nil {
-			r.log.Debug("update presence", "error", perr)
-		}
 	}
 	if err != nil {
 		return fmt.Errorf("subscribe: %w", err)
@@ -129,6 +123,8 @@ func (r *Redis) applyWatches(ctx context.Context) error {
 	return nil
 }
 
+// localCount is this node's live sockets of a user: LocalCount's answer, or
+// without it 1 for a subscribed user.
 func (r *Redis) localCount(userID string) int {
 	if r.opts.LocalCount == nil {
 		r.live.mu.Lock()
@@ -140,103 +136,4 @@ func (r *Redis) localCount(userID string) int {
 		return 0
 	}
 	return r.opts.LocalCount(userID)
-}
-
-func (r *Redis) presenceTTL() time.Duration { return 3 * r.opts.PresenceInterval }
-
-// updatePresence records users that gained their first or lost their last
-// socket here.
-func (r *Redis) updatePresence(ctx context.Context, added, removed []string) error {
-	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for _, u := range added {
-			p.HSet(ctx, r.keys.presence, u, max(r.localCount(u), 1))
-		}
-		if len(removed) > 0 {
-			p.HDel(ctx, r.keys.presence, removed...)
-		}
-		r.touchPresence(ctx, p)
-		return nil
-	})
-	return err
-}
-
-// refreshPresence rewrites this node's presence hash whole.
-func (r *Redis) refreshPresence(ctx context.Context) {
-	users := r.live.users()
-	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, r.keys.presence)
-		for chunk := range slices.Chunk(users, 500) {
-			args := make([]any, 0, 2*len(chunk))
-			for _, u := range chunk {
-				if n := r.localCount(u); n > 0 {
-					args = append(args, u, n)
-				}
-			}
-			if len(args) > 0 {
-				p.HSet(ctx, r.keys.presence, args...)
-			}
-		}
-		r.touchPresence(ctx, p)
-		stale := time.Now().Add(-10 * r.presenceTTL()).UnixMilli()
-		p.ZRemRangeByScore(ctx, r.keys.nodes, "-inf", strconv.FormatInt(stale, 10))
-		return nil
-	})
-	if err != nil && ctx.Err() == nil {
-		r.log.Debug("refresh presence", "error", err)
-	}
-}
-
-// touchPresence renews the presence hash's expiry and this node's entry.
-func (r *Redis) touchPresence(ctx context.Context, p redis.Pipeliner) {
-	p.PExpire(ctx, r.keys.presence, r.presenceTTL())
-	p.ZAdd(ctx, r.keys.nodes, redis.Z{Score: float64(time.Now().UnixMilli()), Member: r.opts.NodeID})
-}
-
-// dropPresence removes this node's presence at shutdown, best effort.
-func (r *Redis) dropPresence(ctx context.Context) {
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.FlushTimeout/2)
-	defer cancel()
-	_, err := r.client.TxPipelined(dctx, func(p redis.Pipeliner) error {
-		p.Del(dctx, r.keys.presence)
-		p.ZRem(dctx, r.keys.nodes, r.opts.NodeID)
-		return nil
-	})
-	if err != nil {
-		r.log.Debug("remove presence at stop", "error", err)
-	}
-}
-
-// Presence returns the user's live sockets per node: this node's count read
-// now, other nodes' as of their last presence update (at most one presence
-// interval old for a changed count; at once for a first or last socket).
-// Nodes without sockets of the user are left out, except this one.
-func (r *Redis) Presence(ctx context.Context, userID string) (map[string]int64, error) {
-	out := map[string]int64{r.opts.NodeID: int64(r.localCount(userID))}
-	since := time.Now().Add(-r.presenceTTL()).UnixMilli()
-	nodes, err := r.client.ZRangeByScore(ctx, r.keys.nodes, &redis.ZRangeBy{
-		Min: strconv.FormatInt(since, 10), Max: "+inf",
-	}).Result()
-	if err != nil {
-		return nil, fmt.Errorf("bus: presence of user: read nodes: %w", err)
-	}
-	nodes = slices.DeleteFunc(nodes, func(n string) bool { return n == r.opts.NodeID })
-	if len(nodes) == 0 {
-		return out, nil
-	}
-	cmds := make([]*redis.StringCmd, len(nodes))
-	_, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, n := range nodes {
-			cmds[i] = p.HGet(ctx, r.keys.presenceOf(n), userID)
-		}
-		return nil
-	})
-	if err != nil && err != redis.Nil {
-		return nil, fmt.Errorf("bus: presence of user: read counts: %w", err)
-	}
-	for i, n := range nodes {
-		if c, err := cmds[i].Int64(); err == nil && c > 0 {
-			out[n] = c
-		}
-	}
-	return out, nil
 }

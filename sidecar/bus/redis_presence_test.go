@@ -53,6 +53,10 @@ func TestPresenceAcrossReplicas(t *testing.T) {
 	presence(a, map[string]int64{"A": 2, "B": 1})
 	presence(b, map[string]int64{"A": 2, "B": 1})
 
+	a.open("u1") // a third tab: no Watch, the count follows within a second
+	presence(b, map[string]int64{"A": 3, "B": 1})
+	a.close("u1")
+
 	b.close("u1")
 	presence(a, map[string]int64{"A": 2})
 	presence(b, map[string]int64{"A": 2, "B": 0})

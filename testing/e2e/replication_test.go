@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/heraldhq/herald/plugin/heraldv1"
+	"github.com/heraldhq/herald/testing/heraldtest"
 )
 
 // TestReplicationTabOnOtherReplica: a tab on B gets what A creates, and the
@@ -17,6 +18,22 @@ func TestReplicationTabOnOtherReplica(t *testing.T) {
 		t.Fatalf("unread_sync count %d, want 0", sync.UnreadCount)
 	}
 	tabA, _ := c.tab(a, "u1")
+	tabA2, _ := c.tab(a, "u1")
+	defer tabA2.Close()
+
+	// Presence over the replicas: two tabs on A, one on B.
+	eventually(t, "presence on both replicas", func() error {
+		for _, n := range []*heraldtest.Node{a, b} {
+			p, err := n.RPC.Presence(rpcCtx(t), &heraldv1.PresenceRequest{UserId: "u1"})
+			if err != nil {
+				return err
+			}
+			if p.Connections != 3 || p.Replicas["A"] != 2 || p.Replicas["B"] != 1 {
+				return fmt.Errorf("%s answers %d connections, %v", n.Daemon.NodeID(), p.Connections, p.Replicas)
+			}
+		}
+		return nil
+	})
 
 	ids := create(t, a, "u1", 2)
 	eventually(t, "both notifications on B's tab", func() error { return onceEach(notified(t, tabB), ids) })
