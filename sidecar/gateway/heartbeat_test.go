@@ -37,7 +37,7 @@ func TestHalfOpenClientsEvicted(t *testing.T) {
 	}
 
 	// The healthy client answered pings all along and is still there.
-	if err := healthy.WaitPings(6, waitTimeout); err != nil {
+	if err := healthy.WaitPings(5, waitTimeout); err != nil {
 		t.Fatal(err)
 	}
 	if e.gw.Count("u1") != 1 {

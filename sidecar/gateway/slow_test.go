@@ -26,7 +26,7 @@ func TestSlowClientClosed1013(t *testing.T) {
 	healthy1, s1 := e.dial("u1", wsclient.Options{})
 	healthy2, s2 := e.dial("u2", wsclient.Options{})
 
-	body := strings.Repeat("x", 2000)
+	body := strings.Repeat("x", 12_000)
 	created := map[string]int{}
 	evicted := func() bool { return e.gw.Count("u1") == 1 }
 	for i := 0; !evicted(); i++ {
@@ -35,7 +35,7 @@ func TestSlowClientClosed1013(t *testing.T) {
 			t.Fatalf("the stalled client was never evicted; frames %d; logs:\n%s", len(slow.Frames()), tail(e.logs.String(), 3000))
 		}
 		for _, u := range []string{"u1", "u2"} {
-			ds := drafts(u, 20)
+			ds := drafts(u, 10)
 			for j := range ds {
 				ds[j].Body = body
 			}
