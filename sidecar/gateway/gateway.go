@@ -11,8 +11,14 @@
 // ends. Frames to a socket go through gws's single-writer queue, bounded by
 // the gateway (see conn).
 //
+// Close codes: 1008 when the token expires or when a new socket would pass
+// MaxConnsPerUser (that new socket is closed, the others stay), 1009 for a
+// client frame over MaxFrameBytes, 1011 when the store fails the sync, 1012
+// on Shutdown, 1013 when a socket's write queue overflows.
+//
 // Lock order: a conn's mutex may be held while taking a manager shard's
-// mutex (closing unregisters), never the reverse; Gateway.mu is taken alone.
+// mutex (closing unregisters), never the reverse; Interest is called with a
+// shard mutex held. Gateway.mu and Gateway.socketsMu are taken alone.
 package gateway
 
 import (
@@ -91,8 +97,8 @@ type Gateway struct {
 	}
 }
 
-// New returns a Gateway and starts its heartbeat goroutine, which Shutdown
-// stops. st and verifier are required; interest may be nil.
+// New returns a Gateway and starts its heartbeat goroutine; call Shutdown
+// to stop it. st and verifier are required; interest may be nil.
 func New(opts Options, st Store, verifier *auth.Verifier, interest Interest) (*Gateway, error) {
 	opts = opts.withDefaults()
 	if err := opts.validate(); err != nil {
