@@ -51,6 +51,8 @@ const (
 	stopMargin       = 250 * time.Millisecond
 	DefaultShipBatch = 256
 	DefaultTailBatch = 500
+	// DefaultTailWorkers is how many users' changes catch-up applies side by side.
+	DefaultTailWorkers = 8
 )
 
 // RedisOptions configures the Redis bus. The zero value of each optional
@@ -120,6 +122,9 @@ type RedisOptions struct {
 	ShipBatch int
 	// TailBatch is the most stream entries one XREAD returns. Default 500.
 	TailBatch int
+	// TailWorkers is how many goroutines apply a batch of stream entries,
+	// each taking the changes of its share of the users in order. Default 8.
+	TailWorkers int
 }
 
 func (o *RedisOptions) applyDefaults() {
@@ -146,6 +151,9 @@ func (o *RedisOptions) applyDefaults() {
 	}
 	if o.TailBatch == 0 {
 		o.TailBatch = DefaultTailBatch
+	}
+	if o.TailWorkers == 0 {
+		o.TailWorkers = DefaultTailWorkers
 	}
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
@@ -194,8 +202,9 @@ func (o *RedisOptions) validate() error {
 	if o.BackoffMax < o.BackoffMin {
 		bad("backoff max %v is below backoff min %v", o.BackoffMax, o.BackoffMin)
 	}
-	if o.ShipBatch < 1 || o.TailBatch < 1 {
-		bad("ship batch %d and tail batch %d must be at least 1", o.ShipBatch, o.TailBatch)
+	if o.ShipBatch < 1 || o.TailBatch < 1 || o.TailWorkers < 1 {
+		bad("ship batch %d, tail batch %d and tail workers %d must be at least 1",
+			o.ShipBatch, o.TailBatch, o.TailWorkers)
 	}
 	return errors.Join(errs...)
 }

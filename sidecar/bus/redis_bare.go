@@ -186,7 +186,7 @@ func (r *Redis) handleBare(ctx context.Context, channel, user, payload string) {
 	}
 	c := notification.Change{Kind: notification.KindCreated, Origin: bareOriginPrefix + r.opts.NodeID,
 		UserID: b.n.UserID, Notification: &b.n}
-	if err := r.applyRemote(ctx, "bare", c, "", ""); err != nil {
+	if err := r.applyRemote(ctx, "bare", c); err != nil {
 		r.metrics.bare.WithLabelValues(bareError).Inc()
 		return
 	}

@@ -17,7 +17,7 @@ import (
 // with creates paced at a target rate over 10 users that B watches. It
 // reports the p50 and p99 latencies and the rate achieved.
 func BenchmarkDeliveryLatency(b *testing.B) {
-	for _, rate := range []int{100, 500} {
+	for _, rate := range []int{100, 500, 1000} {
 		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) {
 			benchLatency(b, rate)
 		})
@@ -99,4 +99,38 @@ func benchLatency(b *testing.B, rate int) {
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(achieved, "creates/s")
+}
+
+// BenchmarkCatchUp measures how fast a replica that was away applies what
+// it missed from the stream: b.N notifications created on A (in commits of
+// 100, spread over 1 or 50 users) while B's bus was stopped. It reports
+// entries applied per second.
+func BenchmarkCatchUp(b *testing.B) {
+	for _, users := range []int{1, 50} {
+		b.Run(fmt.Sprintf("users=%d", users), func(b *testing.B) { benchCatchUp(b, users) })
+	}
+}
+
+func benchCatchUp(b *testing.B, users int) {
+	srv := rediskit.Start(b)
+	a := newNode(b, srv, "A", nil)
+	r := newNode(b, srv, "B", nil)
+	a.waitReady()
+	r.waitReady()
+	r.stopBus()
+	for u := range users {
+		a.createBatch(fmt.Sprintf("u%d", u), b.N/users+1)
+	}
+	waitFor(b, "A shipped", func() error { return errIf(a.outboxDepth() != 0, "%d", a.outboxDepth()) })
+	total := users * (b.N/users + 1)
+
+	b.ResetTimer()
+	start := time.Now()
+	r.startBus()
+	waitFor(b, "B caught up", func() error {
+		got := len(r.rec.all())
+		return errIf(got < total, "%d of %d", got, total)
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(total)/time.Since(start).Seconds(), "entries/s")
 }

@@ -276,23 +276,22 @@ func (r *Redis) handleLive(ctx context.Context, m *redis.Message) {
 			"user_id", user, "kind", string(c.Kind), "origin", c.Origin)
 		return
 	}
-	r.applyRemote(ctx, "live", c, "", "")
+	r.applyRemote(ctx, "live", c)
 }
 
 // applyRemote applies a change of another replica unless it is this one's,
-// and counts the result. It returns the store's error, if any. Without a
-// cursor to store, a change already applied here is not written again.
-func (r *Redis) applyRemote(ctx context.Context, path string, c notification.Change,
-	cursorName, cursor string) error {
+// and counts the result. It returns the store's error, if any. A change
+// already applied here is not written again.
+func (r *Redis) applyRemote(ctx context.Context, path string, c notification.Change) error {
 	if c.Origin == r.opts.NodeID {
 		r.metrics.remote.WithLabelValues(path, remoteOwn).Inc()
 		return nil // the commit hook pushed it when it was made here (BH-04)
 	}
-	if cursor == "" && r.applied(c) {
+	if r.applied(c) {
 		r.metrics.remote.WithLabelValues(path, remoteUnchanged).Inc()
 		return nil
 	}
-	changed, err := r.opts.Store.ApplyRemote(ctx, c, cursorName, cursor)
+	changed, err := r.opts.Store.ApplyRemote(ctx, c, "", "")
 	switch {
 	case err != nil && notification.IsFieldError(err):
 		r.metrics.remote.WithLabelValues(path, remoteInvalid).Inc()

@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/heraldhq/herald/sidecar/notification"
 )
@@ -111,45 +113,71 @@ func (r *Redis) atStreamEnd() {
 }
 
 // applyEntries applies a batch of stream entries and returns the cursor
-// after them. An entry of another replica that changes state here is
-// applied with its cursor in the same transaction. The cursor over entries
-// that change nothing (this replica's own, those the live path applied
-// first, invalid ones) is stored once at the end of the batch, so a
-// replica that follows live costs one commit per batch, not per entry.
+// after them, stored once for the batch.
+//
+// Each ApplyRemote waits for a durable commit, so one after the other a
+// replica catching up would apply about one entry per fsync. The entries
+// are therefore split by user over TailWorkers goroutines that run side by
+// side, so the store commits their calls together; each user's changes stay
+// in stream order, which is all that applying needs (a change only ever
+// refers to its own user's notifications). The cursor moves only after the
+// whole batch is applied: a crash in between applies part of it again,
+// which changes nothing. Entries that change nothing here (this replica's
+// own, those the live path applied first) cost no write.
 func (r *Redis) applyEntries(ctx context.Context, cur cursor, entries []redis.XMessage) (cursor, error) {
-	name := r.keys.cursorName()
-	unsaved := false
+	shards := make([][]notification.Change, r.opts.TailWorkers)
+	next := cur
 	for _, e := range entries {
 		id, err := parseStreamID(e.ID)
 		if err != nil {
 			return cur, fmt.Errorf("stream entry: %w", err)
 		}
-		next := cursor{epoch: cur.epoch, id: id, n: cur.n + 1}
+		next = cursor{epoch: cur.epoch, id: id, n: next.n + 1}
 		c, ok := r.decodeEntry(e)
 		switch {
 		case !ok:
-			unsaved = true
 		case c.Origin == r.opts.NodeID:
 			r.metrics.remote.WithLabelValues("stream", remoteOwn).Inc()
-			unsaved = true
-		case r.applied(c):
-			r.metrics.remote.WithLabelValues("stream", remoteUnchanged).Inc()
-			unsaved = true
 		default:
-			err := r.applyRemote(ctx, "stream", c, name, next.String())
-			if err != nil && !notification.IsFieldError(err) {
-				return cur, err // not applied: read again from the stored cursor
-			}
-			unsaved = err != nil
+			i := shardOf(c.UserID, len(shards))
+			shards[i] = append(shards[i], c)
 		}
-		cur = next
 	}
-	if unsaved {
-		if err := r.opts.Store.SetCursor(ctx, name, cur.String()); err != nil {
+
+	g, gctx := errgroup.WithContext(ctx)
+	for _, changes := range shards {
+		if len(changes) == 0 {
+			continue
+		}
+		g.Go(func() error { return r.applyInOrder(gctx, changes) })
+	}
+	if err := g.Wait(); err != nil {
+		return cur, err // read the batch again from the stored cursor
+	}
+	if len(entries) > 0 {
+		if err := r.opts.Store.SetCursor(ctx, r.keys.cursorName(), next.String()); err != nil {
 			return cur, fmt.Errorf("store stream cursor: %w", err)
 		}
 	}
-	return cur, nil
+	return next, nil
+}
+
+// applyInOrder applies changes one after the other, skipping invalid ones.
+func (r *Redis) applyInOrder(ctx context.Context, changes []notification.Change) error {
+	for _, c := range changes {
+		err := r.applyRemote(ctx, "stream", c)
+		if err != nil && !notification.IsFieldError(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// shardOf maps a user to one of n shards.
+func shardOf(userID string, n int) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(userID))
+	return int(h.Sum32() % uint32(n))
 }
 
 // decodeEntry returns the change of a stream entry, or false (counted and
