@@ -75,13 +75,15 @@ func parseBare(channel, channelUser, payload string) (bareDraft, string, error) 
 	if err := json.Unmarshal([]byte(payload), &m); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
-			return bareDraft{}, bareInvalid, &notification.FieldError{Field: te.Field, Problem: "has the wrong type"}
+			fe := &notification.FieldError{Field: te.Field, Problem: "has the wrong type"}
+			return bareDraft{}, bareInvalid, fe
 		}
 		return bareDraft{}, bareInvalidJSON, fmt.Errorf("payload is not a JSON object: %w", err)
 	}
 	userID, ok := scalarText(m.UserID)
 	if !ok {
-		return bareDraft{}, bareInvalid, &notification.FieldError{Field: "user_id", Problem: "must be a string"}
+		fe := &notification.FieldError{Field: "user_id", Problem: "must be a string"}
+		return bareDraft{}, bareInvalid, fe
 	}
 	if userID == "" {
 		userID = channelUser

@@ -98,7 +98,7 @@ func (l *live) users() []string {
 	return out
 }
 
-// open creates the connection, subscribed to the pattern and to the channel
+// openLive creates the connection, subscribed to the pattern and to the channel
 // of every subscribed user. It returns nil after closeCurrent. A Redis that
 // is down is no error here: go-redis remembers the subscriptions and sends
 // them when the receiver's first Receive connects.
@@ -124,12 +124,14 @@ func (r *Redis) openLive(ctx context.Context) *redis.PubSub {
 	return ps
 }
 
-// update subscribes to the channels of adds and unsubscribes from those of
+// updateLive subscribes to the channels of adds and unsubscribes from those of
 // removes, skipping users already in the wanted state, and returns the users
 // whose state changed. go-redis records each change even when Redis is down
 // and replays the whole set on its next connection, so the set it
 // resubscribes after a reconnect is exactly the wanted one.
-func (r *Redis) updateLive(ctx context.Context, adds, removes []string) (added, removed []string, err error) {
+func (r *Redis) updateLive(ctx context.Context, adds, removes []string) (
+	added, removed []string, err error,
+) {
 	l := &r.live
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -84,7 +84,8 @@ func newRedisMetrics(reg prometheus.Registerer, st *store.Store) (*redisMetrics,
 			return float64(n)
 		}),
 	}
-	for _, r := range []string{bareAccepted, bareInvalidUTF8, bareInvalidJSON, bareInvalid, bareError} {
+	results := []string{bareAccepted, bareInvalidUTF8, bareInvalidJSON, bareInvalid, bareError}
+	for _, r := range results {
 		m.bare.WithLabelValues(r)
 	}
 	if reg == nil {

@@ -124,7 +124,9 @@ func (r *Redis) atStreamEnd() {
 // whole batch is applied: a crash in between applies part of it again,
 // which changes nothing. Entries that change nothing here (this replica's
 // own, those the live path applied first) cost no write.
-func (r *Redis) applyEntries(ctx context.Context, cur cursor, entries []redis.XMessage) (cursor, error) {
+func (r *Redis) applyEntries(
+	ctx context.Context, cur cursor, entries []redis.XMessage,
+) (cursor, error) {
 	shards := make([][]notification.Change, r.opts.TailWorkers)
 	next := cur
 	for _, e := range entries {
@@ -200,7 +202,8 @@ func (r *Redis) streamEpoch(ctx context.Context) (string, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	mine := hex.EncodeToString(b[:])
-	old, err := r.client.SetArgs(ctx, r.keys.epoch, mine, redis.SetArgs{Mode: "NX", Get: true}).Result()
+	set := redis.SetArgs{Mode: "NX", Get: true}
+	old, err := r.client.SetArgs(ctx, r.keys.epoch, mine, set).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return mine, nil
@@ -240,7 +243,7 @@ func (r *Redis) checkGap(ctx context.Context, cur cursor, isNew bool) (cursor, e
 	first := info.FirstEntry.ID
 	cur.n = trimmed
 	if isNew {
-		r.log.Warn("new replica: changes older than the stream's retention window are not replicated here",
+		r.log.Warn("new replica: changes older than the stream's window are not replicated here",
 			"node_id", r.opts.NodeID, "trimmed_entries", missed, "first_entry_id", first)
 		return cur, nil
 	}
