@@ -24,6 +24,14 @@ func TestRedisRestartResumesLiveDelivery(t *testing.T) {
 		srv.Stop()
 		waitFor(t, "B not ready", func() error { return errIf(b.b().Ready() == nil, "still ready") })
 		want = append(want, a.create("u1", 1)...) // n2, acknowledged while Redis is down
+		if cycle == 0 {
+			// A long outage: many failed attempts, far past any fixed
+			// retry budget, before Redis comes back.
+			waitFor(t, "A retried many times", func() error {
+				n := a.metric("herald_outbox_ship_errors_total")
+				return errIf(n < 20, "%v failed attempts", n)
+			})
+		}
 		srv.Start()
 		started := time.Now()
 		waitFor(t, "B subscribed again", func() error {
