@@ -107,6 +107,8 @@ func TestReplicationRedisOutage(t *testing.T) {
 	c := newCluster(t)
 	a, b := c.start("A"), c.start("B")
 	tab, _ := c.tab(b, "u1")
+	tab2, _ := c.tab(b, "u1")
+	tabA, _ := c.tab(a, "u1")
 
 	c.redis.Stop()
 	ids := create(t, a, "u1", 500)
@@ -114,7 +116,15 @@ func TestReplicationRedisOutage(t *testing.T) {
 		t.Fatalf("A's outbox holds %d during the outage, want 500", d)
 	}
 	c.redis.Start()
-	eventually(t, "500 on B's tab", func() error { return onceEach(notified(t, tab), ids) })
+	eventually(t, "500 on B's tabs", func() error {
+		if err := onceEach(notified(t, tab), ids); err != nil {
+			return err
+		}
+		return onceEach(notified(t, tab2), ids)
+	})
+	if err := onceEach(notified(t, tabA), ids); err != nil {
+		t.Fatalf("A's tab: %v", err) // pushed by A's commit, never again from Redis
+	}
 	eventually(t, "A's outbox empty", func() error {
 		d, err := a.Daemon.Store().OutboxDepth()
 		if err != nil || d != 0 {
@@ -197,5 +207,41 @@ func TestReplicationRedisRestartKeepsTabs(t *testing.T) {
 	if _, _, ended := tab.CloseStatus(); ended {
 		t.Fatal("the tab was closed")
 	}
+	noErrorLogs(t, a, b)
+}
+
+// TestReplicationBareMessage: a notification another program publishes
+// straight onto notifications:{user} reaches the user's tab and is stored on
+// every replica under the same ID.
+func TestReplicationBareMessage(t *testing.T) {
+	c := newCluster(t)
+	a, b := c.start("A"), c.start("B")
+	tab, _ := c.tab(a, "u5")
+	c.redis.Do(t, "PUBLISH", "notifications:u5", `{"title":"Deploy finished","body":"v2 is live"}`)
+	eventually(t, "the tab on A", func() error {
+		if n := len(notified(t, tab)); n != 1 {
+			return fmt.Errorf("%d notifications", n)
+		}
+		return nil
+	})
+	id := notified(t, tab)[0]
+	eventually(t, "stored on B", func() error {
+		if n := unreadCount(t, b, "u5"); n != 1 {
+			return fmt.Errorf("B unread %d", n)
+		}
+		return nil
+	})
+	_, sync := c.tab(b, "u5")
+	if got := sync.ids(); len(got) != 1 || got[0] != id {
+		t.Fatalf("B's unread_sync holds %v, A delivered %s", got, id)
+	}
+	c.redis.Do(t, "PUBLISH", "notifications:u5", `not json`)
+	c.redis.Do(t, "PUBLISH", "notifications:u5", `{"title":"second"}`)
+	eventually(t, "the second on A's tab", func() error {
+		if n := len(notified(t, tab)); n != 2 {
+			return fmt.Errorf("%d notifications", n)
+		}
+		return nil
+	})
 	noErrorLogs(t, a, b)
 }
