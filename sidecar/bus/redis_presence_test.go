@@ -64,3 +64,30 @@ func TestPresenceAcrossReplicas(t *testing.T) {
 	a.stopBus() // a stopping replica removes its presence
 	presence(b, map[string]int64{"B": 0})
 }
+
+// TestResubscribesExactlyTheWantedSet: after a Redis restart the replica
+// is subscribed to the channels of the users it holds sockets of, also
+// those who connected during the outage, and not to those who left.
+func TestResubscribesExactlyTheWantedSet(t *testing.T) {
+	srv, _, b := pair(t)
+	watch(t, srv, b, "stay")
+	watch(t, srv, b, "leave")
+	srv.Stop()
+	waitFor(t, "B not ready", func() error { return errIf(b.b().Ready() == nil, "still ready") })
+	b.close("leave")
+	b.open("join")
+	srv.Start()
+	b.waitReady()
+	waitFor(t, "resubscribed", func() error {
+		s, j := srv.NumSub(t, "notifications:stay"), srv.NumSub(t, "notifications:join")
+		return errIf(s != 1 || j != 1, "stay %d join %d", s, j)
+	})
+	// The resync after the reconnect has run once the metric counts it.
+	waitFor(t, "reconnect counted", func() error {
+		return errIf(b.metric("herald_live_reconnects_total") < 1, "not yet")
+	})
+	watch(t, srv, b, "marker") // the control loop has handled everything before it
+	if n := srv.NumSub(t, "notifications:leave"); n != 0 {
+		t.Fatalf("NUMSUB leave = %d after it left during the outage", n)
+	}
+}
