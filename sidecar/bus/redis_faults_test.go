@@ -76,8 +76,31 @@ func TestReadyFollowsRedis(t *testing.T) {
 		return errIf(a.b().Ready() == nil, "still ready")
 	})
 	t.Logf("hung Redis to not-ready: %v (health interval 300ms)", time.Since(paused))
+	// The live connection is half-open now: only the health check can tell.
+	waitFor(t, "silent live connection detected", func() error {
+		return errIf(!a.logged("no answer from the live connection"), "not logged")
+	})
 	srv.Resume()
 	a.waitReady()
+}
+
+// TestLiveConnectionKilled: Redis drops the Pub/Sub connection (CLIENT
+// KILL); the replica reconnects, resubscribes and catches up what it missed.
+func TestLiveConnectionKilled(t *testing.T) {
+	srv, a, b := pair(t)
+	watch(t, srv, b, "u1")
+	var want []string
+	for range 3 {
+		srv.Do(t, "CLIENT", "KILL", "TYPE", "pubsub")
+		want = append(want, a.create("u1", 5)...)
+		waitFor(t, "delivered", func() error { return exactlyOnce(b.rec.created("u1"), want) })
+		waitFor(t, "B subscribed", func() error {
+			return errIf(srv.NumSub(t, "notifications:u1") != 1, "NUMSUB %d", srv.NumSub(t, "notifications:u1"))
+		})
+	}
+	if n := b.metric("herald_live_reconnects_total"); n < 1 {
+		t.Fatalf("herald_live_reconnects_total = %v", n)
+	}
 }
 
 // TestReadyWithinTenSeconds measures, with the default health interval,

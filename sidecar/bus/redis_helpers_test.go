@@ -92,6 +92,13 @@ func (s *logSink) lines() []string {
 	return strings.Split(strings.TrimSpace(s.buf.String()), "\n")
 }
 
+// contains reports whether any log line contains substr.
+func (s *logSink) contains(substr string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Contains(s.buf.String(), substr)
+}
+
 // unexpectedErrors returns the error lines that no allowed substring matches.
 func (s *logSink) unexpectedErrors() []string {
 	var out []string
@@ -250,6 +257,9 @@ func (n *node) stopBus() {
 		n.t.Errorf("%s: Run did not return within %v of cancel", n.id, waitTimeout)
 	}
 }
+
+// logged reports whether the node logged a line containing substr.
+func (n *node) logged(substr string) bool { return n.logs.contains(substr) }
 
 func (n *node) b() *bus.Redis {
 	n.mu.Lock()
