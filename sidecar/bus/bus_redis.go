@@ -221,8 +221,8 @@ func (o *RedisOptions) validate() error {
 //   - the tailer (redis_tail.go) catches up from the stream;
 //   - the health loop (redis_health.go) pings Redis and the live connection.
 //
-// Scale, step by step (figures from this package's benchmarks on a 2-core
-// CI machine, see the test files):
+// Scale, step by step (figures from this package's benchmarks on a quiet
+// 2-core machine; on one shared with other busy processes, less than half):
 //
 //   - Shipping: one pipeline per outbox batch on one connection; Redis takes
 //     tens of thousands of XADD+PUBLISH a second, far above what one replica
