@@ -10,7 +10,8 @@
 # redis-server started here on a free port (never the shared one on 6379),
 # without persistence, and stopped at the end. Every figure is printed as a
 # table and kept as JSON in $OUT/<run>.json; with PROFILE=1 a 10 s CPU profile
-# of each Herald is taken mid-run into $OUT/<run>-h<i>.pprof.
+# of each Herald is taken mid-run into $OUT/<run>-h<i>.pprof. HERALD_ENV adds
+# environment to the Heralds only, e.g. HERALD_ENV='GOGC=400'.
 set -euo pipefail
 
 OUT=${OUT:-/tmp/herald-bench}
@@ -39,7 +40,7 @@ start_heralds() {
 	for i in $(seq 1 "$n"); do
 		rm -rf "$OUT/h$i"
 		mkdir -p "$OUT/h$i"
-		"$OUT/herald" serve --data-dir "$OUT/h$i" --http-addr "127.0.0.1:$((BASEPORT + i))" \
+		env ${HERALD_ENV:-} "$OUT/herald" serve --data-dir "$OUT/h$i" --http-addr "127.0.0.1:$((BASEPORT + i))" \
 			--socket "$OUT/h$i/h.sock" --jwt-secret-file "$OUT/secret" --node-id "h$i" \
 			--heartbeat 10m --pprof --log-level warn "${redis[@]}" "$@" >"$OUT/h$i/log" 2>&1 &
 		PIDS+=($!)

@@ -90,6 +90,7 @@ type clientTotals struct {
 	sync     *Histogram
 	latency  *Histogram
 	byURL    []*Histogram
+	bySlot   []*Histogram
 	// elapsedNs is the slowest worker's ready time.
 	elapsedNs int64
 }
@@ -109,7 +110,31 @@ func mergeEvents(evs []event) clientTotals {
 			}
 			t.byURL[i].Merge(h)
 		}
+		for i, h := range e.SyncBySlot {
+			for len(t.bySlot) <= i {
+				t.bySlot = append(t.bySlot, NewHistogram())
+			}
+			t.bySlot[i].Merge(h)
+		}
 		t.elapsedNs = max(t.elapsedNs, e.ElapsedNs)
 	}
 	return t
+}
+
+// timeline summarizes per-second histograms.
+func timeline(hs []*Histogram) []Summary {
+	out := make([]Summary, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, Summarize(h))
+	}
+	return out
+}
+
+// timelineRows formats a timeline as one row per second.
+func timelineRows(title string, tl []Summary) [][2]string {
+	var rows [][2]string
+	for i, s := range tl {
+		rows = append(rows, [2]string{fmt.Sprintf("  %s second %d", title, i), s.String()})
+	}
+	return rows
 }

@@ -19,10 +19,12 @@ type idleResult struct {
 	Failed         int64    `json:"failed"`
 	ConnectSeconds float64  `json:"connect_seconds"`
 	// ConnectRate is synced clients per second of the ramp.
-	ConnectRate float64        `json:"connect_rate"`
-	Handshake   Summary        `json:"handshake"`
-	Sync        Summary        `json:"sync"`
-	Errors      map[string]int `json:"errors,omitempty"`
+	ConnectRate float64 `json:"connect_rate"`
+	Handshake   Summary `json:"handshake"`
+	Sync        Summary `json:"sync"`
+	// SyncTimeline is Sync by the second of the ramp the client dialed in.
+	SyncTimeline []Summary      `json:"sync_timeline,omitempty"`
+	Errors       map[string]int `json:"errors,omitempty"`
 	// ServerConnections is herald_connections summed over the replicas
 	// after settling, or -1 when /metrics was not readable.
 	ServerConnections float64 `json:"server_connections"`
@@ -106,6 +108,7 @@ func runIdle(ctx context.Context, o options) (*idleResult, error) {
 	r.Connected, r.Synced, r.Failed = t.Counters.Connected, t.Counters.Synced, t.Counters.Failed
 	r.ConnectRate = float64(r.Synced) / r.ConnectSeconds
 	r.Handshake, r.Sync, r.Errors = Summarize(t.connect), Summarize(t.sync), t.Errors
+	r.SyncTimeline = timeline(t.bySlot)
 
 	// Settle, then measure.
 	if err := sleepCtx(ctx, o.Settle); err != nil {

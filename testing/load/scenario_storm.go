@@ -33,6 +33,8 @@ type stormResult struct {
 	Handshake Summary        `json:"handshake"`
 	// Sync is from the start of the dial to the unread_sync frame.
 	Sync Summary `json:"sync"`
+	// SyncTimeline is Sync by the second of the window the client dialed in.
+	SyncTimeline []Summary `json:"sync_timeline,omitempty"`
 	// ServerCPUPrefill, ServerCPUStorm and LoadCPUStorm are the CPU time of
 	// the servers (--server-pid) and of this tool in each phase.
 	ServerCPUPrefill cpuUse `json:"server_cpu_prefill"`
@@ -51,6 +53,7 @@ func (r *stormResult) rows() [][2]string {
 		{"handshake", r.Handshake.String()},
 		{"connect→unread_sync", r.Sync.String()},
 	}
+	rows = append(rows, timelineRows("dialed in", r.SyncTimeline)...)
 	if len(r.ServerCPUStorm.Each) > 0 {
 		rows = append(rows,
 			[2]string{"server CPU, prefill", r.ServerCPUPrefill.perOp(r.Prefilled, "notification")},
@@ -112,6 +115,7 @@ func runStorm(ctx context.Context, o options) (*stormResult, error) {
 	t := mergeEvents(ready)
 	r.Synced, r.SyncShort, r.Failed, r.Errors = t.Counters.Synced, t.Counters.SyncShort, t.Counters.Failed, t.Errors
 	r.Handshake, r.Sync = Summarize(t.connect), Summarize(t.sync)
+	r.SyncTimeline = timeline(t.bySlot)
 	if _, err := f.ask("finish", "result", 2*time.Minute); err != nil {
 		return nil, fmt.Errorf("finish: %w", err)
 	}

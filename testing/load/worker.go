@@ -81,6 +81,8 @@ type event struct {
 	Latency   *Histogram `json:"latency,omitempty"`
 	// LatencyByURL splits Latency by the clients' --ws URL, in order.
 	LatencyByURL []*Histogram `json:"latency_by_url,omitempty"`
+	// SyncBySlot splits Sync by the second of the run the client dialed in.
+	SyncBySlot []*Histogram `json:"sync_by_slot,omitempty"`
 }
 
 // runWorker runs one worker: it waits for "start", connects its clients,
@@ -118,7 +120,7 @@ func runWorker(ctx context.Context, cmds <-chan command, emit func(event)) {
 	connectAll(ctx, spec, clients)
 	ready := full("ready")
 	ready.ElapsedNs = int64(time.Since(started))
-	ready.Connect, ready.Sync = stats.connect, stats.sync
+	ready.Connect, ready.Sync, ready.SyncBySlot = stats.connect, stats.sync, stats.slots()
 	emit(ready)
 
 	defer closeAll(clients)
@@ -184,7 +186,9 @@ func connectAll(ctx context.Context, spec *workerSpec, clients []*client) {
 	case modeStorm:
 		start := time.Unix(0, spec.StartAtUnixNs)
 		for _, c := range clients {
-			due := start.Add(time.Duration(int64(spec.Spread) * int64(c.spec.index) / int64(max(spec.Conns, 1))))
+			offset := time.Duration(int64(spec.Spread) * int64(c.spec.index) / int64(max(spec.Conns, 1)))
+			due := start.Add(offset)
+			c.spec.slot = int(offset / time.Second)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -199,6 +203,7 @@ func connectAll(ctx context.Context, spec *workerSpec, clients []*client) {
 			}()
 		}
 	default:
+		started := time.Now()
 		sem := make(chan struct{}, max(spec.DialConcurrency, 1))
 		for _, c := range clients {
 			select {
@@ -208,6 +213,7 @@ func connectAll(ctx context.Context, spec *workerSpec, clients []*client) {
 			if ctx.Err() != nil {
 				break
 			}
+			c.spec.slot = int(time.Since(started) / time.Second)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

@@ -52,6 +52,7 @@ type clientStats struct {
 	errorFrames, serverClosed                       atomic.Int64
 	connect, sync, latency                          *Histogram
 	latencyByURL                                    []*Histogram // by the client's URL index
+	syncBySlot                                      [maxSlots]*Histogram
 	errMu                                           sync.Mutex
 	errs                                            map[string]int
 	closeCodes                                      map[string]int
@@ -65,7 +66,25 @@ func newClientStats(urls int) *clientStats {
 	for range urls {
 		s.latencyByURL = append(s.latencyByURL, NewHistogram())
 	}
+	for i := range s.syncBySlot {
+		s.syncBySlot[i] = NewHistogram()
+	}
 	return s
+}
+
+// maxSlots is how many one-second slots of the connect timeline are kept;
+// later connects count in the last.
+const maxSlots = 120
+
+// slots returns the timeline up to its last non-empty slot.
+func (s *clientStats) slots() []*Histogram {
+	n := 0
+	for i, h := range s.syncBySlot {
+		if h.Count() > 0 {
+			n = i + 1
+		}
+	}
+	return s.syncBySlot[:n]
 }
 
 func (s *clientStats) snapshot() counters {
@@ -130,7 +149,9 @@ func errorClass(err error) string {
 
 // clientSpec is what one client needs to connect.
 type clientSpec struct {
-	index   int
+	index int
+	// slot is the second of the run in which this client dials.
+	slot    int
 	user    string
 	url     string
 	urlIdx  int
@@ -270,6 +291,7 @@ func (c *client) OnMessage(_ *gws.Conn, msg *gws.Message) {
 			return
 		}
 		c.stats.sync.RecordDuration(now.Sub(c.start))
+		c.stats.syncBySlot[min(c.spec.slot, maxSlots-1)].RecordDuration(now.Sub(c.start))
 		c.stats.synced.Add(1)
 		if f.UnreadCount < c.spec.unread {
 			c.stats.syncShort.Add(1)
