@@ -18,14 +18,21 @@ import (
 
 // BenchmarkCreate measures durable creates per second through the real gRPC
 // path: client → Unix socket → Service → store (group commit, fsync).
+//
+// The users=N dimension shows what bounds the store: a commit dirties about
+// one random page per distinct user in it (the user's unread index and
+// count), so many users each receiving one notification cost more than few
+// users receiving many.
 func BenchmarkCreate(b *testing.B) {
-	for _, callers := range []int{1, 64} {
-		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
+	for _, bc := range []struct{ callers, users int }{{1, 1000}, {64, 1000}, {64, 64}} {
+		b.Run(fmt.Sprintf("callers=%d/users=%d", bc.callers, bc.users), func(b *testing.B) {
 			h := newHarness(b, Options{})
 			disk := diskWrites()
-			runCallers(b, callers, func(ctx context.Context, i int64) error {
+			runCallers(b, bc.callers, func(ctx context.Context, i int64) error {
+				note := benchNote(i)
+				note.UserId = fmt.Sprintf("user-%d", i%int64(bc.users))
 				_, err := h.client.CreateNotification(ctx, &heraldv1.CreateNotificationRequest{
-					Notification: benchNote(i),
+					Notification: note,
 				})
 				return err
 			})
