@@ -55,8 +55,9 @@ type options struct {
 	Batch    int
 	Mode     string
 
-	JSON    bool
-	JSONOut string
+	JSON       bool
+	JSONOut    string
+	CPUProfile string
 
 	// secret is loaded from SecretFile or DataDir by resolve.
 	secret []byte
@@ -124,6 +125,7 @@ func registerFlags(fs *flag.FlagSet, o *options, groups int) {
 	}
 	fs.BoolVar(&o.JSON, "json", o.JSON, "print one JSON object instead of the table")
 	fs.StringVar(&o.JSONOut, "json-out", o.JSONOut, "also write the JSON object to this file")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", o.CPUProfile, "write this process's CPU profile here (clients in worker processes are not in it)")
 }
 
 // resolve fills defaults that depend on other flags and loads the secret.

@@ -232,6 +232,7 @@ func TestPlan(t *testing.T) {
 		wantErr string
 	}{
 		{"fits one process", planInput{conns: 1000, urls: one, noFile: 20000}, 1, 0, ""},
+		{"sources as asked", planInput{conns: 18000, urls: one, noFile: 20000, sources: 1}, 1, 0, ""},
 		{"19000 on one server", planInput{conns: 19000, urls: one, noFile: 20000}, 1, 0, ""},
 		{"19001 on one server", planInput{conns: 19001, urls: one, noFile: 20000}, 0, 0, "add replicas"},
 		{"50000 on one server", planInput{conns: 50000, urls: one, noFile: 20000}, 0, 0, "3 replicas"},
@@ -266,6 +267,21 @@ func TestPlan(t *testing.T) {
 				t.Errorf("60000 connections to one destination got sources %v", p.Sources)
 			}
 		})
+	}
+}
+
+func TestPlanSpreadsOverSources(t *testing.T) {
+	ports, err := ephemeralPorts()
+	if err != nil {
+		t.Skip(err)
+	}
+	comfort := int(float64(ports) * portComfort)
+	p, err := makePlan(planInput{conns: 18000, urls: []string{"ws://127.0.0.1:1/ws"}, noFile: 20000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (18000 + comfort - 1) / comfort; len(p.Sources) != want && want > 1 {
+		t.Errorf("sources %v, want %d for %d ephemeral ports", p.Sources, want, ports)
 	}
 }
 

@@ -34,6 +34,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -188,6 +189,17 @@ func runArgs(ctx context.Context, args []string, stderr io.Writer) (*report, opt
 	}
 
 	rep := &report{Scenario: sc.name, Args: args[1:], Machine: newMachine()}
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return nil, o, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, o, err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	res, err := sc.run(ctx, o)
 	rep.Machine.LoadEnd = loadAvg()
 	rep.Machine.Net = readNetCounters().sub(rep.Machine.net0)
