@@ -108,6 +108,7 @@ func TestFanoutSmoke(t *testing.T) {
 	n, secret := startNode(t)
 	o := smokeOptions(t, secret, n)
 	o.ForceChildren = true
+	o.Batch = 1 // CreateNotification
 	r, err := runFanout(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -133,6 +134,7 @@ func TestFanoutTwoReplicas(t *testing.T) {
 		nodes = append(nodes, n)
 	}
 	o := smokeOptions(t, secret, nodes...)
+	o.Batch = 10 // CreateNotifications
 	r, err := runFanout(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)

@@ -74,7 +74,8 @@ var scenarios = []scenario{
 			fs.DurationVar(&o.Duration, "duration", o.Duration, "how long to create")
 			fs.DurationVar(&o.Warmup, "warmup", o.Warmup, "wait between the last connect and the first create")
 			fs.DurationVar(&o.Drain, "drain", o.Drain, "most time to wait for outstanding deliveries")
-			fs.IntVar(&o.Callers, "callers", o.Callers, "concurrent CreateNotification callers")
+			fs.IntVar(&o.Callers, "callers", o.Callers, "concurrent create callers")
+			fs.IntVar(&o.Batch, "batch", 1, "notifications per create call (1: CreateNotification, more: CreateNotifications)")
 		},
 		run: func(ctx context.Context, o options) (result, error) { return wrap(runFanout(ctx, o)) },
 	},

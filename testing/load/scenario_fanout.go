@@ -19,7 +19,9 @@ type fanoutResult struct {
 	Replicas  int     `json:"replicas"`
 	Processes int     `json:"processes"`
 	Rate      float64 `json:"rate"`
-	Seconds   float64 `json:"duration_seconds"`
+	// Batch is how many notifications one create call carries.
+	Batch   int     `json:"batch"`
+	Seconds float64 `json:"duration_seconds"`
 	// Created counts acknowledged CreateNotification calls.
 	Created      int64          `json:"created"`
 	CreateErrors map[string]int `json:"create_errors,omitempty"`
@@ -53,7 +55,7 @@ type fanoutResult struct {
 func (r *fanoutResult) rows() [][2]string {
 	rows := [][2]string{
 		{"clients", fmt.Sprintf("%d over %d users, %d replicas, %d processes", r.Conns, r.Users, r.Replicas, r.Processes)},
-		{"target rate", fmt.Sprintf("%.0f/s for %.1fs", r.Rate, r.Seconds)},
+		{"target rate", fmt.Sprintf("%.0f/s for %.1fs, %d per create call", r.Rate, r.Seconds, r.Batch)},
 		{"created", fmt.Sprintf("%d (achieved %.0f/s, worst schedule lag %.1fms)", r.Created, r.AchievedRate, r.MaxLagMs)},
 		{"create errors", countsString(r.CreateErrors)},
 		{"create RPC", r.CreateRPC.String()},
@@ -92,7 +94,7 @@ func runFanout(ctx context.Context, o options) (*fanoutResult, error) {
 		return nil, err
 	}
 	r := &fanoutResult{Conns: o.Conns, Users: o.Users, Replicas: len(o.WS), Processes: p.Procs,
-		Rate: o.Rate, Seconds: o.Duration.Seconds()}
+		Rate: o.Rate, Batch: max(o.Batch, 1), Seconds: o.Duration.Seconds()}
 
 	f, err := startFleet(ctx, p, o.baseSpec(), o.ForceChildren)
 	if err != nil {
@@ -159,23 +161,27 @@ type pacedOutcome struct {
 	rpc      *Histogram
 }
 
-// createPaced calls CreateNotification o.Rate times a second for o.Duration
-// from o.Callers goroutines, each for a random user of the run.
+// createPaced creates o.Rate notifications a second for o.Duration from
+// o.Callers goroutines, each for a random user of the run: one
+// CreateNotification per notification, or with o.Batch > 1 one
+// CreateNotifications per o.Batch notifications (paced o.Rate/o.Batch calls
+// a second).
 func createPaced(ctx context.Context, o options, pool *rpcPool) pacedOutcome {
+	batch := int64(max(o.Batch, 1))
 	total := int64(o.Rate * o.Duration.Seconds())
-	interval := float64(time.Second) / o.Rate
-	jobs := make(chan int64, 1024)
+	interval := float64(time.Second) * float64(batch) / o.Rate
+	jobs := make(chan int64, 1024) // first seq of each call
 	var maxLag atomic.Int64
 	start := time.Now()
 	go func() {
 		defer close(jobs)
-		for k := range total {
+		for k := int64(0); k*batch < total; k++ {
 			due := start.Add(time.Duration(float64(k) * interval))
 			if d := time.Until(due); d > 200*time.Microsecond {
 				time.Sleep(d)
 			}
 			select {
-			case jobs <- k:
+			case jobs <- k * batch:
 			case <-ctx.Done():
 				return
 			}
@@ -196,13 +202,27 @@ func createPaced(ctx context.Context, o options, pool *rpcPool) pacedOutcome {
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(start.UnixNano()), uint64(w)))
-			for k := range jobs {
-				u := rng.IntN(o.Users)
+			users := make([]int, 0, batch)
+			for first := range jobs {
+				users = users[:0]
 				t := time.Now()
-				req := &heraldv1.CreateNotificationRequest{
-					Notification: loadNotification(userID(o.UserPrefix, u), o.UserPrefix, k, t),
+				var err error
+				if batch == 1 {
+					users = append(users, rng.IntN(o.Users))
+					req := &heraldv1.CreateNotificationRequest{
+						Notification: loadNotification(userID(o.UserPrefix, users[0]), o.UserPrefix, first, t),
+					}
+					_, err = pool.client().CreateNotification(ctx, req)
+				} else {
+					req := &heraldv1.CreateNotificationsRequest{}
+					for k := first; k < min(first+batch, total); k++ {
+						u := rng.IntN(o.Users)
+						users = append(users, u)
+						req.Notifications = append(req.Notifications,
+							loadNotification(userID(o.UserPrefix, u), o.UserPrefix, k, t))
+					}
+					_, err = pool.client().CreateNotifications(ctx, req)
 				}
-				_, err := pool.client().CreateNotification(ctx, req)
 				out.rpc.RecordDuration(time.Since(t))
 				if err != nil {
 					mu.Lock()
@@ -210,8 +230,10 @@ func createPaced(ctx context.Context, o options, pool *rpcPool) pacedOutcome {
 					mu.Unlock()
 					continue
 				}
-				created.Add(1)
-				expected.Add(int64(connsOfUser(o.Conns, o.Users, u)))
+				created.Add(int64(len(users)))
+				for _, u := range users {
+					expected.Add(int64(connsOfUser(o.Conns, o.Users, u)))
+				}
 			}
 		}()
 	}
