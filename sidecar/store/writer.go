@@ -98,6 +98,14 @@ func (s *Store) submit(ctx context.Context, items int, apply func(w *wtx) error)
 // commits alone at once; under heavy load the queue fills while a commit
 // syncs, and the next commit takes it all. It ends when Close has closed
 // the queue and every queued request is answered.
+//
+// Known limit: a commit costs about one random page write per distinct user
+// in it (the user's unread index entries and count live under the user's key
+// in the items bucket), plus two fsyncs. Bursts spread over many users are
+// therefore bounded by the disk's random-write rate, below the throughput
+// targets on our test machine (BENCHMARKS.md). Going further needs per-user
+// index changes logged sequentially and merged into the items bucket in
+// larger, less frequent transactions, with reads overlaying the unmerged part.
 func (s *Store) runWriter() {
 	defer close(s.writerDone)
 	batch := make([]*request, 0, s.opts.MaxBatch)
