@@ -83,11 +83,10 @@ func (v *Verifier) Leeway() time.Duration { return v.leeway }
 // must be called before the Verifier is shared.
 func (v *Verifier) SetClock(now func() time.Time) { v.now = now }
 
-// There is no revocation list: a token stays valid until exp (plus leeway);
-// the gateway closes a socket when its token expires.
-//
 // Verify checks token's signature and times and returns its claims. Its
 // errors are one of the package's sentinel errors, never the token's text.
+// There is no revocation list: a token stays valid until exp (plus leeway),
+// and the gateway closes a socket when its token expires.
 func (v *Verifier) Verify(token string) (Claims, error) {
 	if token == "" {
 		return Claims{}, ErrMissingToken
