@@ -138,3 +138,10 @@ func timelineRows(title string, tl []Summary) [][2]string {
 	}
 	return rows
 }
+
+func sourcesString(sources []string) string {
+	if len(sources) == 0 {
+		return "the kernel's choice"
+	}
+	return strings.Join(sources, " ")
+}

@@ -48,8 +48,8 @@ type idleResult struct {
 
 func (r *idleResult) rows() [][2]string {
 	rows := [][2]string{
-		{"clients", fmt.Sprintf("%d over %d users, %d replicas, %d processes, sources %v",
-			r.Conns, r.Users, r.Replicas, r.Processes, r.Sources)},
+		{"clients", fmt.Sprintf("%d over %d users, %d replicas, %d processes, source addresses: %s",
+			r.Conns, r.Users, r.Replicas, r.Processes, sourcesString(r.Sources))},
 		{"connected", fmt.Sprintf("%d (synced %d, failed %d)", r.Connected, r.Synced, r.Failed)},
 		{"connect ramp", fmt.Sprintf("%.2fs, %.0f connections/s", r.ConnectSeconds, r.ConnectRate)},
 		{"handshake", r.Handshake.String()},
