@@ -51,7 +51,8 @@ const (
 	stopMargin       = 250 * time.Millisecond
 	DefaultShipBatch = 256
 	DefaultTailBatch = 500
-	// DefaultTailWorkers is how many users' changes catch-up applies side by side.
+	// DefaultTailWorkers is how many users' changes catch-up, and the live
+	// path, apply side by side.
 	DefaultTailWorkers = 8
 )
 
@@ -123,7 +124,8 @@ type RedisOptions struct {
 	// TailBatch is the most stream entries one XREAD returns. Default 500.
 	TailBatch int
 	// TailWorkers is how many goroutines apply a batch of stream entries,
-	// each taking the changes of its share of the users in order. Default 8.
+	// each taking the changes of its share of the users in order; the live
+	// path runs as many appliers, split by user the same way. Default 8.
 	TailWorkers int
 }
 

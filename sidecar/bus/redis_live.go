@@ -194,20 +194,22 @@ func (r *Redis) channels(users []string) []string {
 // messages in arrival order, and opens a new one when the health loop
 // closed a silent one, until ctx ends.
 func (r *Redis) runLive(ctx context.Context) {
+	appliers := r.startLiveAppliers(ctx, r.opts.TailWorkers)
+	defer appliers.stop()
 	bo := newBackoff(r.opts.BackoffMin, r.opts.BackoffMax)
 	for ctx.Err() == nil {
 		ps := r.openLive(ctx)
 		if ps == nil {
 			return
 		}
-		r.receive(ctx, ps, &bo)
+		r.receive(ctx, ps, &bo, appliers)
 	}
 }
 
 // receive reads ps until it is closed or ctx ends. go-redis reconnects and
 // resubscribes by itself after a connection error; each error is reported,
 // and the first message after one means the connection is back.
-func (r *Redis) receive(ctx context.Context, ps *redis.PubSub, bo *backoff) {
+func (r *Redis) receive(ctx context.Context, ps *redis.PubSub, bo *backoff, appliers *liveAppliers) {
 	for {
 		msg, err := ps.Receive(ctx)
 		if err != nil {
@@ -224,7 +226,7 @@ func (r *Redis) receive(ctx context.Context, ps *redis.PubSub, bo *backoff) {
 		r.live.lastRecv.Store(time.Now().UnixNano())
 		r.liveUp()
 		if m, ok := msg.(*redis.Message); ok {
-			r.handleLive(ctx, m)
+			r.handleLive(ctx, m, appliers)
 		}
 	}
 }
@@ -256,8 +258,9 @@ func (r *Redis) liveUp() {
 	r.kickTail() // catch up on what was published during the gap
 }
 
-// handleLive applies one message of the live connection.
-func (r *Redis) handleLive(ctx context.Context, m *redis.Message) {
+// handleLive decodes one message of the live connection and hands it to
+// its user's applier; bare messages (rare) are handled here.
+func (r *Redis) handleLive(ctx context.Context, m *redis.Message, appliers *liveAppliers) {
 	user, ok := r.keys.userOf(m.Channel)
 	if !ok {
 		return
@@ -278,7 +281,7 @@ func (r *Redis) handleLive(ctx context.Context, m *redis.Message) {
 			"user_id", user, "kind", string(c.Kind), "origin", c.Origin)
 		return
 	}
-	r.applyRemote(ctx, "live", c)
+	appliers.dispatch(ctx, c)
 }
 
 // applyRemote applies a change of another replica unless it is this one's,
