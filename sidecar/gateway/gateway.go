@@ -69,6 +69,7 @@ type Gateway struct {
 	origins  []origin
 	store    Store
 	verifier *auth.Verifier
+	refused  *refusedTokens
 	manager  *ConnectionManager
 	upgrader *gws.Upgrader
 	log      hclog.Logger
@@ -113,6 +114,7 @@ func New(opts Options, st Store, verifier *auth.Verifier, interest Interest) (*G
 		origins:     origins,
 		store:       st,
 		verifier:    verifier,
+		refused:     newRefusedTokens(time.Now),
 		manager:     newConnectionManager(opts.MaxConnsPerUser, interest),
 		log:         opts.Logger,
 		warnLimit:   rate.NewLimiter(1, 5),
@@ -172,7 +174,8 @@ func (g *Gateway) enter() bool {
 // ServeHTTP upgrades a request for /ws. Refusals happen before the upgrade:
 // 405 for a method other than GET, 426 for a request without WebSocket
 // upgrade headers, 403 for an origin not allowed, 401 for a missing or bad
-// token, 503 once Shutdown started. No refusal reads the store.
+// token, 429 for a token refused too often lately (see refusedTokens), 503
+// once Shutdown started. No refusal reads the store.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !g.enter() {
 		g.refuse(w, r, http.StatusServiceUnavailable, "server shutting down", metrics.RejectShuttingDown)
@@ -201,8 +204,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token := tokenOf(r)
+	if wait, ok := g.refused.throttled(token); ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		g.refuse(w, r, http.StatusTooManyRequests, "token refused too often; get a fresh token",
+			metrics.RejectThrottled)
+		return
+	}
 	claims, err := g.verifier.Verify(token)
 	if err != nil {
+		g.refused.record(token)
 		g.log.Debug("token refused", "remote_addr", r.RemoteAddr, "error", err,
 			"token_fp", fingerprint(token))
 		g.refuse(w, r, http.StatusUnauthorized, err.Error(), metrics.RejectUnauthorized)

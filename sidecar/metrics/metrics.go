@@ -13,6 +13,7 @@ import (
 const (
 	RejectUnauthorized = "unauthorized"  // 401: missing, malformed, expired or badly signed token
 	RejectOrigin       = "origin"        // 403: Origin not in the allow-list
+	RejectThrottled    = "throttled"     // 429: the same bad token refused too often lately
 	RejectNotWebSocket = "not_websocket" // 4xx: not a WebSocket upgrade request
 	RejectUserLimit    = "user_limit"    // closed 1008: too many sockets for the user
 	RejectShuttingDown = "shutting_down" // 503: the gateway is shutting down
