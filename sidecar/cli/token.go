@@ -55,7 +55,7 @@ func readSecret(dataDir, secretFile string) ([]byte, error) {
 	if secretFile != "" {
 		return auth.LoadSecretFile(secretFile)
 	}
-	secret, err := auth.LoadSecretFile(filepath.Join(dataDir, "secret"))
+	secret, err := auth.LoadSecretFile(filepath.Join(dataDir, auth.SecretFileName))
 	if err != nil {
 		return nil, fmt.Errorf("%w (start `herald serve --data-dir %s` once to create it, or pass --jwt-secret-file)", err, dataDir)
 	}

@@ -181,7 +181,7 @@ type tokenEndpoint struct {
 }
 
 func (te *tokenEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	secret, err := auth.LoadSecretFile(filepath.Join(te.dataDir, "secret"))
+	secret, err := auth.LoadSecretFile(filepath.Join(te.dataDir, auth.SecretFileName))
 	if err != nil {
 		http.Error(w, "no secret yet", http.StatusServiceUnavailable)
 		return

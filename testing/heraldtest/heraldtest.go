@@ -134,7 +134,7 @@ func (n *Node) WSURL(userID string) string {
 // valid for an hour.
 func (n *Node) Token(userID string) string {
 	n.t.Helper()
-	secret, err := auth.LoadSecretFile(filepath.Join(n.Config.DataDir, "secret"))
+	secret, err := auth.LoadSecretFile(filepath.Join(n.Config.DataDir, auth.SecretFileName))
 	if err != nil {
 		n.t.Fatalf("heraldtest: read secret: %v", err)
 	}
