@@ -24,8 +24,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -70,7 +68,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Var(&o.heraldArgs, "herald-arg", "plugin mode: one more argument for `herald serve` (repeatable)")
 	fs.StringVar(&o.publicOrigin, "public-origin", "", "plugin mode: the origin browsers load the taskboard from, the only one Herald accepts (default: http://127.0.0.1:PORT and http://localhost:PORT for a loopback --addr)")
 	fs.DurationVar(&o.tokenTTL, "token-ttl", 5*time.Minute, "lifetime of the connect tokens given to browsers")
-	fs.StringVar(&o.sdkJS, "sdk-js", "", "path of sdk/js/herald.js (default: found from the working directory or the source)")
+	fs.StringVar(&o.sdkJS, "sdk-js", "", "serve this herald.js instead of the one embedded from sdk/js (for SDK development)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -83,26 +81,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.heraldWSURL == "" {
 		o.heraldWSURL = "ws://" + o.heraldHTTPAddr + "/ws"
 	}
-	if o.sdkJS == "" {
-		o.sdkJS = findSDK()
-	}
-	if _, err := os.Stat(o.sdkJS); err != nil {
-		return o, fmt.Errorf("browser SDK: %w (set --sdk-js)", err)
+	if o.sdkJS != "" {
+		if _, err := os.Stat(o.sdkJS); err != nil {
+			return o, fmt.Errorf("browser SDK: %w (--sdk-js)", err)
+		}
 	}
 	return o, nil
-}
-
-// findSDK looks for sdk/js/herald.js under the working directory, then
-// relative to this source file (go run and go test from the repository).
-func findSDK() string {
-	const rel = "sdk/js/herald.js"
-	if _, err := os.Stat(rel); err == nil {
-		return rel
-	}
-	if _, file, _, ok := runtime.Caller(0); ok {
-		return filepath.Join(filepath.Dir(file), "..", "..", rel)
-	}
-	return rel
 }
 
 // allowedOrigins returns the origins Herald should accept for a taskboard

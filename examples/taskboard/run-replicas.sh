@@ -74,7 +74,6 @@ start_replica() { # n port ws_port
     --herald-data-dir "$work/herald-$n" \
     --redis-url "$redis_url" \
     --herald-arg=--node-id=replica-$n \
-    --sdk-js "$root/sdk/js/herald.js" \
     >"$work/taskboard-$n.log" 2>&1 &
   pids+=($!)
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	heraldjs "github.com/heraldhq/herald/sdk/js"
 	"io/fs"
 	"log/slog"
 	"mime"
@@ -41,7 +42,7 @@ type server struct {
 	herald   notifier
 	wsURL    string        // the Herald WebSocket URL browsers open
 	tokenTTL time.Duration // lifetime of a connect token
-	sdkJS    string        // path of sdk/js/herald.js
+	sdkJS    string        // --sdk-js, or empty for the embedded SDK
 	log      *slog.Logger
 }
 
@@ -73,8 +74,13 @@ func (s *server) page(w http.ResponseWriter, r *http.Request) {
 	http.ServeFileFS(w, r, webFiles, "web/index.html")
 }
 
-// heraldJS serves the browser SDK straight from the repository.
+// heraldJS serves the browser SDK: the copy embedded from sdk/js, or the
+// file given with --sdk-js.
 func (s *server) heraldJS(w http.ResponseWriter, r *http.Request) {
+	if s.sdkJS == "" {
+		heraldjs.Handler().ServeHTTP(w, r)
+		return
+	}
 	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 	http.ServeFile(w, r, s.sdkJS)
 }
