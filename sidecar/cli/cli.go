@@ -5,6 +5,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -35,6 +36,10 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 // process exit code. Results go to stdout, errors and logs to stderr.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	io := ioPair{out: stdout, err: stderr}
+	// The flag package writes usage on --help and on a parse error; it goes
+	// to this buffer, shown on stdout for --help and dropped for an error,
+	// which gets one line instead.
+	var usage bytes.Buffer
 	root := &ffcli.Command{
 		Name:       "herald",
 		ShortUsage: "herald <command> [flags]",
@@ -56,6 +61,9 @@ e.g. HERALD_REDIS_URL for --redis-url.`),
 			serveCommand(io), tokenCommand(io), notifyCommand(io), unreadCommand(io), readCommand(io),
 		},
 		Exec: func(_ context.Context, args []string) error {
+			if len(args) > 0 && args[0] == "help" {
+				return flag.ErrHelp
+			}
 			if len(args) > 0 {
 				return usagef("unknown command %q (see herald --help)", args[0])
 			}
@@ -63,7 +71,7 @@ e.g. HERALD_REDIS_URL for --redis-url.`),
 		},
 	}
 	for _, c := range append(root.Subcommands, root) {
-		c.FlagSet.SetOutput(stderr)
+		c.FlagSet.SetOutput(&usage)
 		c.Options = append(c.Options, ff.WithEnvVarPrefix("HERALD"))
 		c.UsageFunc = usageFunc
 	}
@@ -73,21 +81,36 @@ e.g. HERALD_REDIS_URL for --redis-url.`),
 	case err == nil:
 		return exitOK
 	case errors.Is(err, flag.ErrHelp):
+		if usage.Len() == 0 {
+			usage.WriteString(root.UsageFunc(root) + "\n")
+		}
 		if askedForHelp(args) {
+			stdout.Write(usage.Bytes())
 			return exitOK
 		}
+		stderr.Write(usage.Bytes())
 		return exitUsage
 	case isParseError(err):
-		fmt.Fprintf(stderr, "herald: %v (see herald %s --help)\n", err, commandName(args))
+		fmt.Fprintf(stderr, "herald: %s (see %s --help)\n", parseProblem(err), commandPath(args))
 		return exitUsage
 	default:
 		var ue usageError
-		fmt.Fprintf(stderr, "herald: %v\n", err)
+		fmt.Fprintf(stderr, "herald: %s\n", strings.TrimPrefix(err.Error(), "herald: "))
 		if errors.As(err, &ue) {
 			return exitUsage
 		}
 		return exitError
 	}
+}
+
+// parseProblem shortens ff's "error parsing commandline arguments: ..." to
+// what the user got wrong.
+func parseProblem(err error) string {
+	msg := err.Error()
+	if _, rest, ok := strings.Cut(msg, "error parsing commandline arguments: "); ok {
+		return rest
+	}
+	return msg
 }
 
 func askedForHelp(args []string) bool {
@@ -106,18 +129,20 @@ type ioPair struct{ out, err io.Writer }
 func isParseError(err error) bool {
 	msg := err.Error()
 	return strings.HasPrefix(msg, "error parsing commandline arguments") ||
+		strings.Contains(msg, "from environment variable") ||
 		strings.Contains(msg, "flag provided but not defined") ||
 		strings.Contains(msg, "invalid value") ||
 		strings.Contains(msg, "unknown subcommand")
 }
 
-func commandName(args []string) string {
+// commandPath names the command args ran, for a pointer to its help.
+func commandPath(args []string) string {
 	for _, a := range args {
 		if !strings.HasPrefix(a, "-") {
-			return a
+			return "herald " + a
 		}
 	}
-	return ""
+	return "herald"
 }
 
 func usageFunc(c *ffcli.Command) string {

@@ -204,12 +204,17 @@ func TestErrorsAreOneLineWithExitCode(t *testing.T) {
 		{"unknown flag", []string{"serve", "--no-such-flag"}, 2, "no-such-flag"},
 		{"bad duration", []string{"serve", "--heartbeat", "soon"}, 2, "heartbeat"},
 		{"unknown command", []string{"frobnicate"}, 2, "frobnicate"},
-		{"notify without title", []string{"notify", "--socket", busy, "--user", "1", "--type", "t"}, 1, "title"},
+		{"notify without title", []string{"notify", "--socket", busy, "--user", "1", "--type", "t"}, 2, "--title"},
+		{"notify without title nor server", []string{"notify", "--data-dir", filepath.Join(dir, "none"), "--user", "1", "--type", "t"}, 2, "--title"},
+		{"notify title too long", []string{"notify", "--socket", busy, "--user", "1", "--type", "t", "--title", strings.Repeat("t", 1025)}, 1, "title"},
 		{"notify bad data", []string{"notify", "--socket", busy, "--user", "1", "--type", "t", "--title", "x", "--data", "[1]"}, 1, "data"},
 		{"read without ids", []string{"read", "--socket", busy, "--user", "1"}, 2, "--id"},
 		{"unread without server", []string{"unread", "--socket", filepath.Join(dir, "none.sock"), "--user", "1"}, 1, ""},
 		{"token without user", []string{"token", "--data-dir", dir}, 2, "--user"},
-		{"serve invalid config", []string{"serve", "--data-dir", dir, "--sync-limit", "0", "--log-format", "xml"}, 1, "sync-limit"},
+		{"serve invalid config", []string{"serve", "--data-dir", dir, "--sync-limit", "0", "--log-format", "xml"}, 2, "sync-limit"},
+		{"serve bad environment", []string{"serve", "--data-dir", dir}, 2, "HERALD_HEARTBEAT"},
+		{"serve socket path too long", []string{"serve", "--socket", filepath.Join(dir, strings.Repeat("s", 120))}, 2, "--socket"},
+		{"token ttl too long", []string{"token", "--user", "1", "--ttl", "100000h", "--data-dir", dir}, 2, "--ttl"},
 		{"serve socket in use", []string{"serve", "--data-dir", filepath.Join(dir, "other"), "--socket", busy, "--http-addr", freeAddr(t)}, 1, "in use"},
 	}
 	if os.Geteuid() != 0 { // root writes anywhere
@@ -222,13 +227,23 @@ func TestErrorsAreOneLineWithExitCode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := run(t, nil, tt.args...)
+			var env []string
+			if tt.name == "serve bad environment" {
+				env = []string{"HERALD_HEARTBEAT=abc"}
+			}
+			r := run(t, env, tt.args...)
 			if r.code != tt.wantCode {
 				t.Fatalf("exit %d, want %d; stderr:\n%s", r.code, tt.wantCode, r.stderr)
 			}
 			last := lastLine(r.stderr)
 			if !strings.HasPrefix(last, "herald: ") || !strings.Contains(last, tt.wantMsg) {
 				t.Errorf("last stderr line %q, want a one-line error mentioning %q", last, tt.wantMsg)
+			}
+			if strings.HasPrefix(last, "herald: herald: ") {
+				t.Errorf("doubled prefix in %q", last)
+			}
+			if tt.wantCode == 2 && strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+				t.Errorf("a usage error printed several lines:\n%s", r.stderr)
 			}
 			if r.stdout != "" {
 				t.Errorf("stdout %q, want nothing", r.stdout)
@@ -238,11 +253,15 @@ func TestErrorsAreOneLineWithExitCode(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
+	// Asked-for help goes to stdout, so that `herald serve --help | less` works.
 	r := run(t, nil, "serve", "--help")
-	if r.code != 0 || !strings.Contains(r.stderr, "--redis-url") || !strings.Contains(r.stderr, "HERALD_") {
-		t.Fatalf("serve --help: exit %d\n%s", r.code, r.stderr)
+	if r.code != 0 || !strings.Contains(r.stdout, "--redis-url") || !strings.Contains(r.stdout, "HERALD_") {
+		t.Fatalf("serve --help: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
-	if r := run(t, nil); r.code != 2 || !strings.Contains(r.stderr, "serve") {
+	if r := run(t, nil, "help"); r.code != 0 || !strings.Contains(r.stdout, "serve") {
+		t.Fatalf("help: exit %d\n%s", r.code, r.stdout)
+	}
+	if r := run(t, nil); r.code != 2 || !strings.Contains(r.stderr, "serve") || r.stdout != "" {
 		t.Fatalf("no command: exit %d\n%s", r.code, r.stderr)
 	}
 }

@@ -16,21 +16,33 @@ import (
 
 // clientFlags are the flags every client command shares.
 type clientFlags struct {
-	socket string
-	user   string
+	socket  string
+	dataDir string
+	user    string
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
-	def := config.Default()
-	fs.StringVar(&f.socket, "socket", def.SocketPath(), "Unix socket of a running `herald serve`")
+	fs.StringVar(&f.socket, "socket", "", "Unix socket of a running `herald serve` (default <data-dir>/herald.sock)")
+	fs.StringVar(&f.dataDir, "data-dir", config.Default().DataDir, "data directory of that `herald serve`, to find its socket")
 	fs.StringVar(&f.user, "user", "", "user id (required)")
 }
 
-func (f *clientFlags) attach(ctx context.Context) (*herald.Client, error) {
+// check reports a missing required flag as bad usage, before any dialing.
+func (f *clientFlags) check(required map[string]string) error {
 	if f.user == "" {
-		return nil, usagef("--user is required")
+		return usagef("--user is required")
 	}
-	return herald.Attach(ctx, f.socket)
+	for name, value := range required {
+		if value == "" {
+			return usagef("--%s is required", name)
+		}
+	}
+	return nil
+}
+
+func (f *clientFlags) attach(ctx context.Context) (*herald.Client, error) {
+	cfg := config.Config{DataDir: f.dataDir, Socket: f.socket}
+	return herald.Attach(ctx, cfg.SocketPath())
 }
 
 func notifyCommand(io ioPair) *ffcli.Command {
@@ -45,11 +57,14 @@ func notifyCommand(io ioPair) *ffcli.Command {
 	key := fs.String("idempotency-key", "", "a retry with the same key returns the first notification")
 	return &ffcli.Command{
 		Name:       "notify",
-		ShortUsage: "herald notify [--socket PATH] --user ID --type T --title S [--body] [--link] [--data JSON]",
+		ShortUsage: "herald notify [--socket PATH | --data-dir DIR] --user ID --type T --title S [--body] [--link] [--data JSON]",
 		ShortHelp:  "create a notification and print it as JSON",
 		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
 			if err := noArgs(args); err != nil {
+				return err
+			}
+			if err := cf.check(map[string]string{"type": *typ, "title": *title}); err != nil {
 				return err
 			}
 			c, err := cf.attach(ctx)
@@ -75,11 +90,14 @@ func unreadCommand(io ioPair) *ffcli.Command {
 	cf.register(fs)
 	return &ffcli.Command{
 		Name:       "unread",
-		ShortUsage: "herald unread [--socket PATH] --user ID",
+		ShortUsage: "herald unread [--socket PATH | --data-dir DIR] --user ID",
 		ShortHelp:  "print a user's unread notifications, one JSON object per line, oldest first",
 		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
 			if err := noArgs(args); err != nil {
+				return err
+			}
+			if err := cf.check(nil); err != nil {
 				return err
 			}
 			c, err := cf.attach(ctx)
@@ -122,11 +140,14 @@ func readCommand(io ioPair) *ffcli.Command {
 	all := fs.Bool("all", false, "mark all of the user's notifications read")
 	return &ffcli.Command{
 		Name:       "read",
-		ShortUsage: "herald read [--socket PATH] --user ID (--id ID ... | --all)",
+		ShortUsage: "herald read [--socket PATH | --data-dir DIR] --user ID (--id ID ... | --all)",
 		ShortHelp:  "mark notifications read; prints nothing on success",
 		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
 			if err := noArgs(args); err != nil {
+				return err
+			}
+			if err := cf.check(nil); err != nil {
 				return err
 			}
 			if *all == (len(ids) > 0) {

@@ -44,6 +44,9 @@ instead of the socket and exits when the host goes away.`),
 			if len(args) > 0 {
 				return usagef("serve takes no arguments, got %q", args)
 			}
+			if err := cfg.Validate(); err != nil {
+				return usageError{err}
+			}
 			if plugin.InPluginMode() {
 				return servePlugin(ctx, cfg, io)
 			}
@@ -94,9 +97,12 @@ func servePlugin(ctx context.Context, cfg config.Config, io ioPair) error {
 	runDone := make(chan error, 1)
 	go func() { runDone <- d.Run(runCtx) }()
 
+	// Serve stops with runCtx too, so its socket file is removed however we stop.
 	served := make(chan struct{})
 	go func() {
-		plugin.Serve(plugin.ServeOptions{Impl: d.Service(), Logger: logger})
+		if err := plugin.Serve(plugin.ServeOptions{Impl: d.Service(), Logger: logger, Context: runCtx}); err != nil {
+			logger.Error("plugin serve", "error", err)
+		}
 		close(served)
 	}()
 
@@ -105,10 +111,11 @@ func servePlugin(ctx context.Context, cfg config.Config, io ioPair) error {
 		logger.Debug("host shut the plugin down")
 	case <-watchParent(runCtx, logger):
 	case <-runCtx.Done():
-	case err := <-runDone:
-		return err
+	case err := <-runDone: // the daemon failed; put it back for the return below
+		runDone <- err
 	}
 	cancel()
+	<-served
 	return <-runDone
 }
 

@@ -17,7 +17,7 @@ import (
 func tokenCommand(io ioPair) *ffcli.Command {
 	fs := flag.NewFlagSet("herald token", flag.ContinueOnError)
 	user := fs.String("user", "", "user id the token is for (required)")
-	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
+	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid, at most "+auth.MaxTokenTTL.String())
 	dataDir := fs.String("data-dir", config.Default().DataDir, "data directory whose generated secret signs the token")
 	secretFile := fs.String("jwt-secret-file", "", "file with the HS256 secret (instead of --data-dir)")
 	return &ffcli.Command{
@@ -32,8 +32,11 @@ func tokenCommand(io ioPair) *ffcli.Command {
 			if err := notification.ValidateUserID(*user); err != nil {
 				return usagef("--user: %v", problemOf(err))
 			}
-			if *ttl <= 0 {
-				return usagef("--ttl must be positive")
+			if *ttl <= 0 || *ttl > auth.MaxTokenTTL {
+				return usagef("--ttl must be between 1s and %s, got %s", auth.MaxTokenTTL, *ttl)
+			}
+			if *secretFile != "" && *dataDir != config.Default().DataDir {
+				return usagef("give --data-dir or --jwt-secret-file, not both")
 			}
 			secret, err := readSecret(*dataDir, *secretFile)
 			if err != nil {

@@ -72,6 +72,10 @@ type Config struct {
 	LogLevel string
 }
 
+// maxSocketPath is the longest Unix socket path Linux accepts (sun_path
+// holds 108 bytes including the terminating NUL).
+const maxSocketPath = 107
+
 // Default returns the configuration Herald runs with when nothing is set.
 func Default() Config {
 	return Config{
@@ -113,6 +117,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		bad("--data-dir must not be empty")
+	}
+	if n := len(c.SocketPath()); n > maxSocketPath {
+		bad("--socket path is %d bytes; a Unix socket path has at most %d", n, maxSocketPath)
 	}
 	if c.RedisURL != "" {
 		if u, err := url.Parse(c.RedisURL); err != nil || !validRedisScheme(u.Scheme) {
