@@ -115,17 +115,12 @@ func encodeSync(snap *store.Snapshot, maxBytes int) (frame []byte, kept int, err
 	size := len(head) + len(tail) + len("false") + len(seq)
 
 	// Walk from the newest, keeping what fits.
-	items := make([][]byte, 0, len(snap.Notifications))
-	for i := len(snap.Notifications) - 1; i >= 0; i-- {
-		b, err := json.Marshal(&snap.Notifications[i])
-		if err != nil {
-			return nil, 0, fmt.Errorf("gateway: encode unread_sync: %w", err)
-		}
-		if size+len(b)+1 > maxBytes {
-			break
-		}
-		size += len(b) + 1
-		items = append(items, b)
+	n := len(snap.Notifications)
+	items, size, err := fitting(n, func(i int) *notification.Notification {
+		return &snap.Notifications[n-1-i]
+	}, size, maxBytes, 0)
+	if err != nil {
+		return nil, 0, fmt.Errorf("gateway: encode unread_sync: %w", err)
 	}
 	truncated := snap.Truncated || len(items) < len(snap.Notifications)
 
@@ -144,23 +139,67 @@ func encodeSync(snap *store.Snapshot, maxBytes int) (frame []byte, kept int, err
 	return buf.Bytes(), len(items), nil
 }
 
-type pageFrame struct {
-	Type          string                      `json:"type"`
-	Notifications []notification.Notification `json:"notifications"`
-	Next          string                      `json:"next,omitempty"`
+// fitting marshals at(0), at(1), ... up to at(n-1), in that order, while
+// size plus every item kept and its comma stays within maxBytes; the first
+// minKept items are kept whatever their size. It returns the items kept and
+// the size with them.
+func fitting(n int, at func(i int) *notification.Notification, size, maxBytes, minKept int) ([][]byte, int, error) {
+	items := make([][]byte, 0, n)
+	for i := range n {
+		b, err := json.Marshal(at(i))
+		if err != nil {
+			return nil, 0, err
+		}
+		if size+len(b)+1 > maxBytes && i >= minKept {
+			break
+		}
+		size += len(b) + 1
+		items = append(items, b)
+	}
+	return items, size, nil
 }
 
-// encodePage returns the page frame answering a list request.
-func encodePage(p *store.Page) ([]byte, error) {
-	f := pageFrame{Type: framePage, Notifications: p.Notifications, Next: p.Next}
-	if f.Notifications == nil {
-		f.Notifications = []notification.Notification{}
-	}
-	b, err := json.Marshal(&f)
+// nextRoom is the room reserved for the next field of a page frame: ids are
+// ULIDs, 26 characters.
+const nextRoom = len(`,"next":""`) + 26
+
+// encodePage returns the page frame answering a list request: the
+// notifications of p, newest first, cut short where the frame would pass
+// maxBytes (at least one is always kept). When cut, next is the id of the
+// last one kept, so that the client pages on.
+func encodePage(p *store.Page, maxBytes int) ([]byte, error) {
+	const head = `{"type":"page","notifications":[`
+	items, size, err := fitting(len(p.Notifications), func(i int) *notification.Notification {
+		return &p.Notifications[i]
+	}, len(head)+len(`]}`)+nextRoom, maxBytes, 1)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: encode page: %w", err)
 	}
-	return b, nil
+	next := p.Next
+	if len(items) < len(p.Notifications) {
+		next = p.Notifications[len(items)-1].ID
+	}
+
+	var buf bytes.Buffer
+	buf.Grow(size)
+	buf.WriteString(head)
+	for i, b := range items {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(b)
+	}
+	buf.WriteByte(']')
+	if next != "" {
+		q, err := json.Marshal(next)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: encode page: %w", err)
+		}
+		buf.WriteString(`,"next":`)
+		buf.Write(q)
+	}
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
 }
 
 var pongFrame = []byte(`{"type":"pong"}`)

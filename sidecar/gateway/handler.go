@@ -179,7 +179,7 @@ func (c *conn) handle(req request) {
 			c.storeFailed(req.Type, err)
 			return
 		}
-		b, err := encodePage(&page)
+		b, err := encodePage(&page, c.g.opts.MaxSyncFrameBytes)
 		if err != nil {
 			c.storeFailed(req.Type, err)
 			return

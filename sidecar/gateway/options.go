@@ -43,7 +43,9 @@ type Options struct {
 	SyncLimit int
 	// MaxSyncFrameBytes caps the encoded unread_sync frame, in bytes: when
 	// the newest SyncLimit notifications do not fit, the oldest of them are
-	// left out and truncated is true. Default 256 KiB; minimum 4 KiB.
+	// left out and truncated is true. It caps the page frame answering list
+	// too: a page that does not fit is cut short and its next set to the
+	// last id kept. Default 256 KiB; minimum 4 KiB.
 	MaxSyncFrameBytes int
 	// MaxConnsPerUser is the most sockets one user may hold on this replica.
 	// A connection over the cap is upgraded and at once closed with 1008

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/lxzan/gws"
 
 	"github.com/heraldhq/herald/sidecar/metrics"
+	"github.com/heraldhq/herald/sidecar/notification"
 	"github.com/heraldhq/herald/testing/wsclient"
 )
 
@@ -226,5 +228,85 @@ func TestProtocolPingAnswered(t *testing.T) {
 	}
 	if _, err := c.WaitType(framePong, waitTimeout); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestListPageCappedToFrameBytes: a list whose answer would pass the write
+// queue's byte bound (1 MiB) is cut to a page frame within
+// MaxSyncFrameBytes, with next set; the socket stays open and paging on
+// walks every notification once, newest first.
+func TestListPageCappedToFrameBytes(t *testing.T) {
+	e := newEnv(t, Options{})
+	body := strings.Repeat("b", notification.MaxBodyLen)
+	data := json.RawMessage(`{"x":"` + strings.Repeat("d", notification.MaxDataLen-len(`{"x":""}`)) + `"}`)
+	ds := drafts("big", 24)
+	for i := range ds {
+		ds[i].Body, ds[i].Data = body, data
+	}
+	ns, err := e.st.Create(context.Background(), ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for i := range ns {
+		b, err := json.Marshal(&ns[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += len(b)
+	}
+	if total <= DefaultWriteQueueBytes {
+		t.Fatalf("notifications total %d bytes, want over %d", total, DefaultWriteQueueBytes)
+	}
+	c, _ := e.dial("big", wsclient.Options{})
+
+	var got []string
+	req := map[string]any{"type": "list", "limit": 100}
+	for pages := 1; ; pages++ {
+		if pages > len(ns) {
+			t.Fatalf("more than %d pages", len(ns))
+		}
+		if err := c.Send(req); err != nil {
+			t.Fatal(err)
+		}
+		fs, err := c.WaitN(wsclient.Type(framePage), pages, waitTimeout)
+		if err != nil {
+			code, reason, _ := c.CloseStatus()
+			t.Fatalf("page %d: %v (close %d %q)", pages, err, code, reason)
+		}
+		f := fs[pages-1]
+		if len(f.Raw) > DefaultMaxSyncFrameBytes {
+			t.Fatalf("page %d is %d bytes, over %d", pages, len(f.Raw), DefaultMaxSyncFrameBytes)
+		}
+		p := decodeLive(t, f)
+		if len(p.Notifications) == 0 {
+			t.Fatalf("page %d is empty", pages)
+		}
+		for _, n := range p.Notifications {
+			got = append(got, n.ID)
+		}
+		if pages == 1 && p.Next == "" {
+			t.Fatalf("first page holds %d of %d notifications and no next", len(p.Notifications), len(ns))
+		}
+		if p.Next == "" {
+			break
+		}
+		if p.Next != got[len(got)-1] {
+			t.Fatalf("page %d: next %q, want the last id %q", pages, p.Next, got[len(got)-1])
+		}
+		req["before"] = p.Next
+	}
+	want := e.allIDs("big")
+	slices.Reverse(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("paging walked %d ids %v, want %d newest first %v", len(got), got, len(want), want)
+	}
+	if code, reason, ended := c.CloseStatus(); ended {
+		t.Fatalf("socket closed: %d %q", code, reason)
+	}
+	for _, f := range c.Frames() {
+		if f.Type == frameError {
+			t.Fatalf("error frame: %s", f.Raw)
+		}
 	}
 }
