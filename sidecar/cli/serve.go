@@ -82,6 +82,12 @@ func serveSidecar(ctx context.Context, cfg config.Config, io ioPair) error {
 // is no longer our parent), or on SIGTERM, and cleans up within the host's
 // kill window.
 func servePlugin(ctx context.Context, cfg config.Config, io ioPair) error {
+	// When the host dies, our stderr is a pipe nobody reads: Go would kill
+	// the process with SIGPIPE on the next log line, before any cleanup
+	// (sockets left open, go-plugin's socket file left behind). With SIGPIPE
+	// routed to a channel, such writes fail with EPIPE instead.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+
 	// go-plugin re-logs the plugin's stderr when it is hclog JSON.
 	logger := newLogger(cfg, io, true)
 	cfg.ShutdownTimeout = min(cfg.ShutdownTimeout, pluginShutdownBudget)
