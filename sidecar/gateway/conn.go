@@ -70,6 +70,7 @@ type conn struct {
 	jobsDone    *sync.Cond // signalled when jobs reaches 0
 	closeReason string     // eviction reason when the server closed it
 	closeSent   bool       // the server decided to close: its end is not to be classified
+	closeCode   uint16     // the code the server closed with, when closeSent
 	writeFailed bool       // a write timed out or failed
 }
 
@@ -232,6 +233,7 @@ func (c *conn) closeLocked(code uint16, reason, evictReason string, flush bool) 
 	c.state = stateClosing
 	c.pending = nil
 	c.closeSent = true
+	c.closeCode = code
 	c.closeReason = evictReason
 	if evictReason != "" {
 		// Counted when decided: the socket may take a while to end.

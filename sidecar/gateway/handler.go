@@ -48,6 +48,10 @@ func (h *handler) OnClose(s *gws.Conn, err error) {
 	c.state = stateClosing
 	c.pending = nil
 	reason, decided, writeFailed := c.closeReason, c.closeSent, c.writeFailed
+	code := closeCode(err)
+	if decided {
+		code = c.closeCode // what the client was sent, not the echo of it
+	}
 	c.mu.Unlock()
 	c.abort.Store(true)
 	h.g.unregister(c)
@@ -60,7 +64,7 @@ func (h *handler) OnClose(s *gws.Conn, err error) {
 	}
 	h.g.log.Debug("disconnect", "conn_id", c.id, "user_id", c.userID, "remote_addr", c.remote,
 		"duration", time.Since(c.started).Round(time.Millisecond), "reason", reason,
-		"close_code", closeCode(err))
+		"close_code", code)
 }
 
 // endReason names, as an eviction reason, an end the server did not decide
