@@ -185,7 +185,8 @@ func (o *RedisOptions) validate() error {
 	}
 	if o.Store != nil && o.Store.NodeID() != "" && o.Store.NodeID() != o.NodeID {
 		// The outbox records carry the store's node ID as their origin;
-		// with another one here, this replica would not know its own changes.
+		// with another one here, this replica would not recognise its own
+		// echoes, nor warn about foreign changes bearing its ID (applyRemote).
 		bad("node id %q differs from the store's %q", o.NodeID, o.Store.NodeID())
 	}
 	if strings.ContainsAny(o.Namespace, "{}") {
@@ -252,6 +253,7 @@ type Redis struct {
 	metrics *redisMetrics
 	scripts scripts
 	drops   *dropLog
+	ownWarn *dropLog // limits warnForeignOwn (see applyRemote)
 
 	kick     chan struct{} // wakes the shipper; capacity 1, coalescing
 	tailKick chan struct{} // wakes the tailer from a backoff wait
@@ -293,6 +295,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 		metrics:  m,
 		scripts:  newScripts(),
 		drops:    newDropLog(),
+		ownWarn:  newForeignOwnLog(),
 		kick:     make(chan struct{}, 1),
 		tailKick: make(chan struct{}, 1),
 		liveWake: make(chan struct{}, 1),

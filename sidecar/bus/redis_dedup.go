@@ -6,7 +6,9 @@ import "github.com/heraldhq/herald/sidecar/notification"
 // nothing here. Every change of a watched user arrives twice, through
 // Pub/Sub and through the stream; the second copy is answered by this check
 // instead of a write transaction (a durable commit, an fsync) that would
-// change nothing. When in doubt it returns false and ApplyRemote decides.
+// change nothing. It answers this replica's own echo the same way, so a
+// change made here costs no second write when it comes back from Redis.
+// When in doubt it returns false and ApplyRemote decides.
 //
 // It is safe because state only moves forward along a change's order: once
 // a notification exists it stays until a later deleted, once read it stays

@@ -284,16 +284,28 @@ func (r *Redis) handleLive(ctx context.Context, m *redis.Message, appliers *live
 	appliers.dispatch(ctx, c)
 }
 
-// applyRemote applies a change of another replica unless it is this one's,
-// and counts the result. It returns the store's error, if any. A change
-// already applied here is not written again.
+// applyRemote applies a change received from Redis and counts the result.
+// It returns the store's error, if any. A change already applied here is
+// not written again.
+//
+// Changes whose Origin is this replica's node ID are applied like any
+// other. Normally they are this replica's own echo: its store already has
+// them, so the read-only check (applied) or ApplyRemote finds nothing to do
+// and no event is emitted; the commit hook pushed the change to the sockets
+// when it was made here, so nothing is pushed twice (BH-04). Skipping them
+// instead would silently lose changes whenever the node ID does not mean
+// "made by this store": two replicas started with the same --node-id, or a
+// replica with a fixed node ID whose data directory was wiped and must
+// catch up its own earlier changes from the stream. Such a change does
+// change state here; it is applied, counted as own_applied and warned about.
 func (r *Redis) applyRemote(ctx context.Context, path string, c notification.Change) error {
-	if c.Origin == r.opts.NodeID {
-		r.metrics.remote.WithLabelValues(path, remoteOwn).Inc()
-		return nil // the commit hook pushed it when it was made here (BH-04)
+	own := c.Origin == r.opts.NodeID
+	unchanged := remoteUnchanged
+	if own {
+		unchanged = remoteOwn // the normal echo of a change made here
 	}
 	if r.applied(c) {
-		r.metrics.remote.WithLabelValues(path, remoteUnchanged).Inc()
+		r.metrics.remote.WithLabelValues(path, unchanged).Inc()
 		return nil
 	}
 	changed, err := r.opts.Store.ApplyRemote(ctx, c, "", "")
@@ -308,12 +320,24 @@ func (r *Redis) applyRemote(ctx context.Context, path string, c notification.Cha
 			r.warnDropped("apply remote change failed", "path", path, "user_id", c.UserID,
 				"kind", string(c.Kind), "error", err)
 		}
+	case changed && own:
+		r.metrics.remote.WithLabelValues(path, remoteOwnApplied).Inc()
+		r.warnForeignOwn(path, c)
 	case changed:
 		r.metrics.remote.WithLabelValues(path, remoteApplied).Inc()
 	default:
-		r.metrics.remote.WithLabelValues(path, remoteUnchanged).Inc()
+		r.metrics.remote.WithLabelValues(path, unchanged).Inc()
 	}
 	return err
+}
+
+// warnForeignOwn logs, rate-limited, that a change bearing this replica's
+// node ID changed its store, i.e. this store did not make it or lost it.
+// No notification content is logged.
+func (r *Redis) warnForeignOwn(path string, c notification.Change) {
+	r.ownWarn.warn(r.log, "this replica's node id appears on changes it did not make or lost: "+
+		"its data directory was replaced, or two replicas share --node-id; applying them",
+		"node_id", r.opts.NodeID, "path", path, "kind", string(c.Kind), "user_id", c.UserID)
 }
 
 // isEnvelope reports whether a payload carries a kind, i.e. is a change

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/redis/go-redis/v9"
@@ -12,9 +13,9 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// dropLog rate-limits the warnings about dropped messages: a publisher that
-// floods a channel with garbage must not flood the logs too. Every drop is
-// counted in a metric whether it is logged or not.
+// dropLog rate-limits a kind of warning: a publisher that floods a channel
+// with garbage must not flood the logs too. Every occurrence is counted in a
+// metric whether it is logged or not.
 type dropLog struct {
 	lim        *rate.Limiter
 	suppressed atomic.Int64
@@ -24,18 +25,32 @@ func newDropLog() *dropLog {
 	return &dropLog{lim: rate.NewLimiter(rate.Limit(1), 5)} // 1 a second, bursts of 5
 }
 
+// newForeignOwnLog limits the warning about changes that bear this node's
+// ID but were missing here (warnForeignOwn): a wiped replica catching up
+// may apply thousands of them, and one line every ten seconds says enough.
+func newForeignOwnLog() *dropLog {
+	return &dropLog{lim: rate.NewLimiter(rate.Every(10*time.Second), 1)}
+}
+
+// warn logs msg at warn level unless the limiter refuses, adding how many
+// warnings were suppressed since the last one. args must hold no
+// notification content: ids, lengths and reasons only.
+func (d *dropLog) warn(log hclog.Logger, msg string, args ...any) {
+	if !d.lim.Allow() {
+		d.suppressed.Add(1)
+		return
+	}
+	if n := d.suppressed.Swap(0); n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	log.Warn(msg, args...)
+}
+
 // warnDropped logs a dropped message at warn, at most about once a second,
 // with how many warnings were suppressed since the last one. args must hold
 // no notification content: ids, lengths and reasons only.
 func (r *Redis) warnDropped(msg string, args ...any) {
-	if !r.drops.lim.Allow() {
-		r.drops.suppressed.Add(1)
-		return
-	}
-	if n := r.drops.suppressed.Swap(0); n > 0 {
-		args = append(args, "suppressed", n)
-	}
-	r.log.Warn(msg, args...)
+	r.drops.warn(r.log, msg, args...)
 }
 
 // redisLogger receives go-redis's own log lines (dial failures, dropped

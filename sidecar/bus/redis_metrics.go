@@ -21,9 +21,14 @@ const (
 const (
 	remoteApplied   = "applied"
 	remoteUnchanged = "unchanged"
-	remoteOwn       = "own"
-	remoteInvalid   = "invalid"
-	remoteError     = "error"
+	// remoteOwn: this replica's own echo, already in its store (normal).
+	remoteOwn = "own"
+	// remoteOwnApplied: a change bearing this replica's node ID that its
+	// store lacked, so it changed state here: the data directory was
+	// replaced, or two replicas share --node-id. Logged at warn.
+	remoteOwnApplied = "own_applied"
+	remoteInvalid    = "invalid"
+	remoteError      = "error"
 )
 
 // redisMetrics are the bus's Prometheus metrics.
@@ -59,7 +64,8 @@ func newRedisMetrics(reg prometheus.Registerer, st *store.Store) (*redisMetrics,
 		}, []string{"result"}),
 		remote: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_remote_changes_total",
-			Help: "Changes received from other replicas, by path (live, stream) and result.",
+			Help: "Changes received from Redis, by path (live, stream) and result; " +
+				"own is this replica's echo, own_applied a change bearing its node id that it lacked.",
 		}, []string{"path", "result"}),
 		shipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_outbox_shipped_total",

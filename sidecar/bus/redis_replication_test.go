@@ -88,19 +88,117 @@ func TestNoDuplicatesThroughBothPaths(t *testing.T) {
 	}
 }
 
-// TestOwnOriginIgnored is BH-04: the replica that made a change gets its own
-// envelope back from Redis, and must not deliver it again.
-func TestOwnOriginIgnored(t *testing.T) {
+// TestOwnEchoDeliveredOnce is BH-04: the replica that made a change gets
+// its own envelope back from Redis on both paths and applies it like any
+// other; its store already has the change, so its tab gets each change
+// exactly once (from the commit hook) and the echo is counted as "own".
+func TestOwnEchoDeliveredOnce(t *testing.T) {
 	srv, a, _ := pair(t)
 	watch(t, srv, a, "u1")
 	ids := a.create("u1", 100)
+	ctx := context.Background()
+	if _, _, err := a.store.MarkRead(ctx, "u1", ids[:1]); err != nil {
+		t.Fatalf("mark read: %v", err)
+	}
+	if _, err := a.store.Delete(ctx, "u1", ids[1:2]); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, err := a.store.MarkAllRead(ctx, "u1"); err != nil {
+		t.Fatalf("mark all read: %v", err)
+	}
+	const changes = 100 + 3
 	waitFor(t, "A saw its own changes on both paths", func() error {
 		live := a.metric("herald_remote_changes_total", "path", "live", "result", "own")
 		stream := a.metric("herald_remote_changes_total", "path", "stream", "result", "own")
-		return errIf(live < 100 || stream < 100, "live %v stream %v", live, stream)
+		return errIf(live < changes || stream < changes, "live %v stream %v", live, stream)
 	})
 	if err := exactlyOnce(a.rec.created("u1"), ids); err != nil {
 		t.Fatal(err)
+	}
+	for _, k := range []notification.Kind{notification.KindRead, notification.KindDeleted, notification.KindReadAll} {
+		if got := len(a.rec.ofKind("u1", k)); got != 1 {
+			t.Errorf("A has %d %s events, want 1", got, k)
+		}
+	}
+	if got := a.metric("herald_remote_changes_total", "result", "own_applied"); got != 0 {
+		t.Errorf("own_applied %v on the replica that made the changes, want 0", got)
+	}
+	if a.logged("appears on changes it did not make") {
+		t.Error("A warned about its own echo")
+	}
+}
+
+// TestSharedNodeIDReplicates: two replicas started by mistake with the same
+// node ID still get each other's changes, once each, and warn about it.
+func TestSharedNodeIDReplicates(t *testing.T) {
+	srv := rediskit.Start(t)
+	a := newNode(t, srv, "A", nil)
+	b := newNode(t, srv, "A", nil) // same --node-id, its own store
+	a.waitReady()
+	b.waitReady()
+	watch(t, srv, a, "u1")
+	watch(t, srv, b, "u1")
+
+	ids := a.create("u1", 5)
+	waitFor(t, "B has A's 5", func() error { return exactlyOnce(b.rec.created("u1"), ids) })
+	// Each change is applied once on B, by whichever path comes first.
+	waitFor(t, "B counted them", func() error {
+		got := b.metric("herald_remote_changes_total", "result", "own_applied")
+		return errIf(got != 5, "own_applied %v, want 5", got)
+	})
+	if !b.logged("appears on changes it did not make or lost") {
+		t.Error("B did not warn about the shared node id")
+	}
+
+	// And the other way round; nobody's tab gets anything twice.
+	more := b.create("u1", 3)
+	all := append(append([]string(nil), ids...), more...)
+	waitFor(t, "A has B's 3", func() error { return exactlyOnce(a.rec.created("u1"), all) })
+	waitFor(t, "B's tab unchanged", func() error { return exactlyOnce(b.rec.created("u1"), all) })
+	waitFor(t, "A counted them", func() error {
+		got := a.metric("herald_remote_changes_total", "result", "own_applied")
+		return errIf(got != 3, "own_applied %v, want 3", got)
+	})
+}
+
+// TestWipedReplicaRecoversOwnChanges: a replica with a fixed node ID whose
+// data directory was wiped (a new, empty store with the same ID) catches up
+// its own earlier changes from the stream.
+func TestWipedReplicaRecoversOwnChanges(t *testing.T) {
+	srv := rediskit.Start(t)
+	a := newNode(t, srv, "A", nil)
+	a.waitReady()
+	ids := a.create("u1", 5)
+	ctx := context.Background()
+	if _, _, err := a.store.MarkRead(ctx, "u1", ids[:1]); err != nil {
+		t.Fatalf("mark read: %v", err)
+	}
+	if _, err := a.store.Delete(ctx, "u1", ids[1:2]); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	waitFor(t, "A shipped", func() error { return errIf(a.outboxDepth() != 0, "depth %d", a.outboxDepth()) })
+	a.stopBus()
+
+	wiped := newNode(t, srv, "A", nil) // a new empty bbolt file, same node ID
+	wiped.waitReady()
+	waitFor(t, "the wiped replica caught up", func() error {
+		return errIf(wiped.unread("u1") != 3, "unread %d, want 3", wiped.unread("u1"))
+	})
+	if err := exactlyOnce(wiped.rec.created("u1"), ids); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wiped.store.Get("u1", ids[1]); err == nil {
+		t.Error("the deleted notification came back")
+	}
+	if n, err := wiped.store.Get("u1", ids[0]); err != nil || !n.IsRead {
+		t.Errorf("the read notification: %+v, %v", n, err)
+	}
+	waitFor(t, "own_applied counts 5 created, 1 read, 1 deleted", func() error {
+		got := wiped.metric("herald_remote_changes_total", "path", "stream", "result", "own_applied")
+		return errIf(got != 7, "own_applied %v, want 7", got)
+	})
+	if !wiped.logged("appears on changes it did not make or lost") {
+		t.Error("the wiped replica did not warn")
 	}
 }
 

@@ -18,8 +18,8 @@ import (
 )
 
 // runTail catches up from the stream until ctx ends: it reads the stream
-// from the cursor kept in the store, applies the changes of other replicas
-// and moves the cursor on. After an error it waits (backoff, or until the
+// from the cursor kept in the store, applies its changes (this replica's own
+// too: see applyRemote) and moves the cursor on. After an error it waits (backoff, or until the
 // live connection comes back) and starts again from the stored cursor.
 func (r *Redis) runTail(ctx context.Context) {
 	bo := newBackoff(r.opts.BackoffMin, r.opts.BackoffMax)
@@ -123,7 +123,8 @@ func (r *Redis) atStreamEnd() {
 // refers to its own user's notifications). The cursor moves only after the
 // whole batch is applied: a crash in between applies part of it again,
 // which changes nothing. Entries that change nothing here (this replica's
-// own, those the live path applied first) cost no write.
+// own echo, those the live path applied first) cost no write, except
+// deleted, which the read-only check never skips (see applied).
 func (r *Redis) applyEntries(
 	ctx context.Context, cur cursor, entries []redis.XMessage,
 ) (cursor, error) {
@@ -136,11 +137,9 @@ func (r *Redis) applyEntries(
 		}
 		next = cursor{epoch: cur.epoch, id: id, n: next.n + 1}
 		c, ok := r.decodeEntry(e)
-		switch {
-		case !ok:
-		case c.Origin == r.opts.NodeID:
-			r.metrics.remote.WithLabelValues("stream", remoteOwn).Inc()
-		default:
+		// Own-origin entries are applied too: a replica whose store was
+		// wiped recovers its own earlier changes this way (applyRemote).
+		if ok {
 			i := shardOf(c.UserID, len(shards))
 			shards[i] = append(shards[i], c)
 		}
