@@ -40,9 +40,23 @@ func (f *clientFlags) check(required map[string]string) error {
 	return nil
 }
 
-func (f *clientFlags) attach(ctx context.Context) (*herald.Client, error) {
+// run checks the arguments and required flags, attaches to the sidecar,
+// calls fn with the client and detaches.
+func (f *clientFlags) run(ctx context.Context, args []string, required map[string]string,
+	fn func(*herald.Client) error) error {
+	if err := noArgs(args); err != nil {
+		return err
+	}
+	if err := f.check(required); err != nil {
+		return err
+	}
 	cfg := config.Config{DataDir: f.dataDir, Socket: f.socket}
-	return herald.Attach(ctx, cfg.SocketPath())
+	c, err := herald.Attach(ctx, cfg.SocketPath())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(c)
 }
 
 func notifyCommand(io ioPair) *ffcli.Command {
@@ -61,25 +75,17 @@ func notifyCommand(io ioPair) *ffcli.Command {
 		ShortHelp:  "create a notification and print it as JSON",
 		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
-			if err := noArgs(args); err != nil {
-				return err
-			}
-			if err := cf.check(map[string]string{"type": *typ, "title": *title}); err != nil {
-				return err
-			}
-			c, err := cf.attach(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			n, err := c.CreateNotification(ctx, herald.NewNotification{
-				UserID: cf.user, Type: *typ, Title: *title, Body: *body, Link: *link,
-				Data: json.RawMessage(*data), IdempotencyKey: *key,
+			required := map[string]string{"type": *typ, "title": *title}
+			return cf.run(ctx, args, required, func(c *herald.Client) error {
+				n, err := c.CreateNotification(ctx, herald.NewNotification{
+					UserID: cf.user, Type: *typ, Title: *title, Body: *body, Link: *link,
+					Data: json.RawMessage(*data), IdempotencyKey: *key,
+				})
+				if err != nil {
+					return err
+				}
+				return printJSON(io.out, n)
 			})
-			if err != nil {
-				return err
-			}
-			return printJSON(io.out, n)
 		},
 	}
 }
@@ -94,39 +100,18 @@ func unreadCommand(io ioPair) *ffcli.Command {
 		ShortHelp:  "print a user's unread notifications, one JSON object per line, oldest first",
 		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
-			if err := noArgs(args); err != nil {
-				return err
-			}
-			if err := cf.check(nil); err != nil {
-				return err
-			}
-			c, err := cf.attach(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			var all []herald.Notification
-			before := ""
-			for {
-				page, err := c.ListNotifications(ctx, herald.ListOptions{
-					UserID: cf.user, UnreadOnly: true, Before: before, Limit: 100,
-				})
+			return cf.run(ctx, args, nil, func(c *herald.Client) error {
+				all, err := allUnread(ctx, c, cf.user)
 				if err != nil {
 					return err
 				}
-				all = append(all, page.Notifications...)
-				if page.Next == "" {
-					break
+				for _, n := range all {
+					if err := printJSON(io.out, n); err != nil {
+						return err
+					}
 				}
-				before = page.Next
-			}
-			slices.Reverse(all) // pages are newest first
-			for _, n := range all {
-				if err := printJSON(io.out, n); err != nil {
-					return err
-				}
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 }
@@ -144,28 +129,42 @@ func readCommand(io ioPair) *ffcli.Command {
 		ShortHelp:  "mark notifications read; prints nothing on success",
 		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
-			if err := noArgs(args); err != nil {
-				return err
-			}
-			if err := cf.check(nil); err != nil {
-				return err
-			}
 			if *all == (len(ids) > 0) {
 				return usagef("give either --id (one or more) or --all")
 			}
-			c, err := cf.attach(ctx)
-			if err != nil {
+			return cf.run(ctx, args, nil, func(c *herald.Client) error {
+				var err error
+				if *all {
+					_, err = c.MarkAllRead(ctx, cf.user)
+				} else {
+					_, err = c.MarkRead(ctx, cf.user, ids)
+				}
 				return err
-			}
-			defer c.Close()
-			if *all {
-				_, err = c.MarkAllRead(ctx, cf.user)
-				return err
-			}
-			_, err = c.MarkRead(ctx, cf.user, ids)
-			return err
+			})
 		},
 	}
+}
+
+// allUnread pages through the user's unread notifications and returns them
+// oldest first.
+func allUnread(ctx context.Context, c *herald.Client, userID string) ([]herald.Notification, error) {
+	var all []herald.Notification
+	before := ""
+	for {
+		page, err := c.ListNotifications(ctx, herald.ListOptions{
+			UserID: userID, UnreadOnly: true, Before: before, Limit: 100,
+		})
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page.Notifications...)
+		if page.Next == "" {
+			break
+		}
+		before = page.Next
+	}
+	slices.Reverse(all) // pages are newest first
+	return all, nil
 }
 
 // multiFlag collects a repeatable string flag.
