@@ -88,6 +88,12 @@ func parseBare(channel, channelUser, payload string) (bareDraft, string, error) 
 	if userID == "" {
 		userID = channelUser
 	}
+	if userID != channelUser {
+		// The channel names whose notification it is; a message that names
+		// another user on it is a publisher's mistake, not a redirect.
+		fe := &notification.FieldError{Field: "user_id", Problem: "differs from the channel's user"}
+		return bareDraft{}, bareInvalid, fe
+	}
 	if m.Type == "" {
 		m.Type = "message"
 	}

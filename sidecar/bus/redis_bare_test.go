@@ -107,7 +107,7 @@ func TestBareMessageFields(t *testing.T) {
 		t.Fatalf("stored %s type %s, want %s x.y", got.ID, got.Type, id)
 	}
 
-	publish(t, srv, "notifications:ignored", `{"id":17,"user_id":42,"title":"row","created_at":"2026-01-02T03:04:05Z"}`)
+	publish(t, srv, "notifications:42", `{"id":17,"user_id":42,"title":"row","created_at":"2026-01-02T03:04:05Z"}`)
 	got := onlyNotification(t, a, "42")
 	if got.CreatedAt.Format("2006-01-02T15:04:05Z07:00") != "2026-01-02T03:04:05Z" {
 		t.Fatalf("created_at %v", got.CreatedAt)
@@ -133,6 +133,7 @@ func TestBareMessageInvalidDropped(t *testing.T) {
 		{"no title", `{"body":"x"}`, "invalid"},
 		{"data not object", `{"title":"t","data":[1]}`, "invalid"},
 		{"user id object", `{"title":"t","user_id":{}}`, "invalid"},
+		{"user id of another channel", `{"title":"t","user_id":"u10"}`, "invalid"},
 		{"title too long", `{"title":"` + strings.Repeat("a", 2000) + `"}`, "invalid"},
 	}
 	want := map[string]float64{}

@@ -142,12 +142,12 @@ func TestParseBare(t *testing.T) {
 		check         func(t *testing.T, b bareDraft)
 	}{
 		{"defaults", `{"title":"hi"}`, "", func(t *testing.T, b bareDraft) {
-			if b.n.UserID != "u1" || b.n.Type != "message" || b.ulidID || b.hasAt {
+			if b.n.UserID != "1" || b.n.Type != "message" || b.ulidID || b.hasAt {
 				t.Fatalf("%+v", b)
 			}
 		}},
-		{"numbers", `{"title":"hi","user_id":42,"id":7}`, "", func(t *testing.T, b bareDraft) {
-			if b.n.UserID != "42" || b.ulidID {
+		{"numbers", `{"title":"hi","user_id":1,"id":7}`, "", func(t *testing.T, b bareDraft) {
+			if b.n.UserID != "1" || b.ulidID {
 				t.Fatalf("%+v", b)
 			}
 		}},
@@ -172,7 +172,7 @@ func TestParseBare(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, result, err := parseBare("notifications:u1", "u1", tt.payload)
+			b, result, err := parseBare("notifications:1", "1", tt.payload)
 			if result != tt.result || (err == nil) != (tt.result == "") {
 				t.Fatalf("result %q err %v, want %q", result, err, tt.result)
 			}
