@@ -188,10 +188,6 @@ func TestServeNotifyUnreadRead(t *testing.T) {
 
 func TestErrorsAreOneLineWithExitCode(t *testing.T) {
 	dir := shortTemp(t)
-	ro := filepath.Join(dir, "readonly")
-	if err := os.Mkdir(ro, 0o500); err != nil {
-		t.Fatal(err)
-	}
 	busy := filepath.Join(dir, "busy.sock")
 	startServe(t, filepath.Join(dir, "data"), busy)
 
@@ -217,14 +213,18 @@ func TestErrorsAreOneLineWithExitCode(t *testing.T) {
 		{"token ttl too long", []string{"token", "--user", "1", "--ttl", "100000h", "--data-dir", dir}, 2, "--ttl"},
 		{"serve socket in use", []string{"serve", "--data-dir", filepath.Join(dir, "other"), "--socket", busy, "--http-addr", freeAddr(t)}, 1, "in use"},
 	}
-	if os.Geteuid() != 0 { // root writes anywhere
-		tests = append(tests, struct {
-			name     string
-			args     []string
-			wantCode int
-			wantMsg  string
-		}{"serve unwritable data dir", []string{"serve", "--data-dir", filepath.Join(ro, "data")}, 1, "data directory"})
+	// A data directory that cannot be created: its parent is a regular file
+	// (a read-only directory would not do: the tests may run as root).
+	notDir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
 	}
+	tests = append(tests, struct {
+		name     string
+		args     []string
+		wantCode int
+		wantMsg  string
+	}{"serve unusable data dir", []string{"serve", "--data-dir", filepath.Join(notDir, "data")}, 1, "data directory"})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var env []string
