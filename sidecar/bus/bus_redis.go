@@ -230,16 +230,19 @@ func (o *RedisOptions) validate() error {
 //   - Shipping: one pipeline per outbox batch on one connection; Redis takes
 //     tens of thousands of XADD+PUBLISH a second, far above what one replica
 //     commits.
-//   - Live path: one goroutine applies what it receives, one durable commit
-//     per change that changes something; about 1,000 changes a second per
-//     replica, delivered in a few milliseconds at that rate. Every replica
+//   - Live path: received changes are split by user over a few appliers
+//     (redis_live_apply.go), so changes of different users share a durable
+//     commit; a replica applies every change of the cluster, which bounds
+//     the cluster's change rate (BENCHMARKS.md: at 1,000 a second two
+//     replicas keep up; at 4,000 a second the second falls seconds behind
+//     on our 2-core test machine). Every replica
 //     also reads every envelope of the cluster once more through the pattern
 //     subscription (see live).
 //   - Catch-up: about 2,000 entries a second for one user, twice that spread
 //     over users; a replica away for an hour at 100 changes a second is ready
 //     again in a few minutes.
 //   - One stream and classic Pub/Sub: the cluster's total change rate is
-//     bounded by one Redis (shard); see the TODO on keys.
+//     bounded by one Redis (shard); see the known limit on keys.
 //
 // It is safe for concurrent use. Its mutexes (control.mu, live.mu,
 // readiness.mu) are leaves: none is taken while another is held. live.mu is

@@ -11,7 +11,7 @@ import (
 // live in one slot: the bare-message claim script touches a claim key and the
 // stream in one call, which a cluster allows only within a slot.
 //
-// TODO: on a Redis Cluster the single stream, and the classic Pub/Sub that
+// Known limit: on a Redis Cluster the single stream, and the classic Pub/Sub that
 // every node broadcasts, cap the write rate at what one shard takes. DESIGN.md
 // wants sharded channels (SSUBSCRIBE) and one stream per user hash slot; that
 // is not built.
