@@ -87,15 +87,14 @@ func (l *live) closeCurrent() {
 	}
 }
 
-// users returns the subscribed user IDs.
-func (l *live) users() []string {
+// appendUsers appends the subscribed user IDs to dst.
+func (l *live) appendUsers(dst []string) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make([]string, 0, len(l.subscribed))
 	for u := range l.subscribed {
-		out = append(out, u)
+		dst = append(dst, u)
 	}
-	return out
+	return dst
 }
 
 // openLive creates the connection, subscribed to the pattern and to the channel
