@@ -35,6 +35,11 @@ func TestDraftValidate(t *testing.T) {
 		{"data array", func(d *Draft) { d.Data = json.RawMessage(`[1,2]`) }, "data"},
 		{"data null", func(d *Draft) { d.Data = json.RawMessage(`null`) }, "data"},
 		{"data not json", func(d *Draft) { d.Data = json.RawMessage(`{nope`) }, "data"},
+		{"data string", func(d *Draft) { d.Data = json.RawMessage(`"{}"`) }, "data"},
+		{"data object then more", func(d *Draft) { d.Data = json.RawMessage(`{} {}`) }, "data"},
+		{"data only white space", func(d *Draft) { d.Data = json.RawMessage(" \n") }, "data"},
+		{"data object in white space", func(d *Draft) { d.Data = json.RawMessage(" \t{\"a\":[1]}\n") }, ""},
+		{"data nested object", func(d *Draft) { d.Data = json.RawMessage(`{"a":{"b":null}}`) }, ""},
 		{"data too big", func(d *Draft) {
 			d.Data = json.RawMessage(`{"x":"` + strings.Repeat("x", MaxDataLen) + `"}`)
 		}, "data"},
@@ -59,6 +64,18 @@ func TestDraftValidate(t *testing.T) {
 				t.Errorf("message %q does not start with the field", err)
 			}
 		})
+	}
+}
+
+// BenchmarkValidate is the per-create cost of checking a typical draft.
+func BenchmarkValidate(b *testing.B) {
+	d := validDraft()
+	d.Data = json.RawMessage(`{"task_id":17,"project":"atlas","by":"alice","mentions":["bob","carol"]}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := d.Validate(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
