@@ -298,36 +298,77 @@ func (r *Redis) handleLive(ctx context.Context, m *redis.Message, appliers *live
 // catch up its own earlier changes from the stream. Such a change does
 // change state here; it is applied, counted as own_applied and warned about.
 func (r *Redis) applyRemote(ctx context.Context, path string, c notification.Change) error {
-	own := c.Origin == r.opts.NodeID
-	unchanged := remoteUnchanged
-	if own {
-		unchanged = remoteOwn // the normal echo of a change made here
+	invalid, err := r.applyRemoteBatch(ctx, path, []notification.Change{c})
+	if err != nil {
+		return err
 	}
-	if r.applied(c) {
-		r.metrics.remote.WithLabelValues(path, unchanged).Inc()
-		return nil
-	}
-	changed, err := r.opts.Store.ApplyRemote(ctx, c, "", "")
-	switch {
-	case err != nil && notification.IsFieldError(err):
-		r.metrics.remote.WithLabelValues(path, remoteInvalid).Inc()
-		r.warnDropped("remote change dropped: invalid", "path", path, "user_id", c.UserID,
-			"kind", string(c.Kind), "origin", c.Origin, "error", err)
-	case err != nil:
-		if ctx.Err() == nil {
-			r.metrics.remote.WithLabelValues(path, remoteError).Inc()
-			r.warnDropped("apply remote change failed", "path", path, "user_id", c.UserID,
-				"kind", string(c.Kind), "error", err)
+	return invalid
+}
+
+// applyRemoteBatch applies changes in order as applyRemote applies each,
+// in one store request, so that they share a durable commit. It returns
+// the store's error, if any, after which none of them was applied, and
+// otherwise the refusal of the last invalid change (the others applied).
+func (r *Redis) applyRemoteBatch(ctx context.Context, path string, changes []notification.Change) (invalid, err error) {
+	// The read-only check looks at the committed state, so it may skip a
+	// change only if no change before it in the batch touches its user: a
+	// read of an ID created earlier in the batch is not applied yet.
+	// created is the exception, since an ID that exists stays known.
+	todo := changes[:0:0]
+	var pending map[string]struct{}
+	for _, c := range changes {
+		_, touched := pending[c.UserID]
+		if (!touched || c.Kind == notification.KindCreated) && r.applied(c) {
+			r.metrics.remote.WithLabelValues(path, r.unchangedLabel(c)).Inc()
+			continue
 		}
-	case changed && own:
-		r.metrics.remote.WithLabelValues(path, remoteOwnApplied).Inc()
-		r.warnForeignOwn(path, c)
-	case changed:
-		r.metrics.remote.WithLabelValues(path, remoteApplied).Inc()
-	default:
-		r.metrics.remote.WithLabelValues(path, unchanged).Inc()
+		if len(changes) > 1 {
+			if pending == nil {
+				pending = make(map[string]struct{})
+			}
+			pending[c.UserID] = struct{}{}
+		}
+		todo = append(todo, c)
 	}
-	return err
+	if len(todo) == 0 {
+		return nil, nil
+	}
+	results, err := r.opts.Store.ApplyRemoteBatch(ctx, todo)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.metrics.remote.WithLabelValues(path, remoteError).Add(float64(len(todo)))
+			r.warnDropped("apply remote changes failed", "path", path, "changes", len(todo), "error", err)
+		}
+		return nil, err
+	}
+	for i, res := range results {
+		c := todo[i]
+		own := c.Origin == r.opts.NodeID
+		switch {
+		case res.Invalid != nil:
+			invalid = res.Invalid
+			r.metrics.remote.WithLabelValues(path, remoteInvalid).Inc()
+			r.warnDropped("remote change dropped: invalid", "path", path, "user_id", c.UserID,
+				"kind", string(c.Kind), "origin", c.Origin, "error", res.Invalid)
+		case res.Changed && own:
+			r.metrics.remote.WithLabelValues(path, remoteOwnApplied).Inc()
+			r.warnForeignOwn(path, c)
+		case res.Changed:
+			r.metrics.remote.WithLabelValues(path, remoteApplied).Inc()
+		default:
+			r.metrics.remote.WithLabelValues(path, r.unchangedLabel(c)).Inc()
+		}
+	}
+	return invalid, nil
+}
+
+// unchangedLabel is the metric label of a change that changed nothing here:
+// own for this replica's normal echo.
+func (r *Redis) unchangedLabel(c notification.Change) string {
+	if c.Origin == r.opts.NodeID {
+		return remoteOwn
+	}
+	return remoteUnchanged
 }
 
 // warnForeignOwn logs, rate-limited, that a change bearing this replica's

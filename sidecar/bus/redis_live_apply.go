@@ -19,7 +19,8 @@ const liveQueueLen = 1024
 // must carry. So changes are split by user over several goroutines: one
 // user's changes still go through one goroutine, in arrival order (BH-09),
 // while changes of different users are applied side by side and the store
-// commits them together (group commit).
+// commits them together (group commit); and each goroutine applies what
+// queued up while it waited for a commit in one request (drainInto).
 type liveAppliers struct {
 	seed   maphash.Seed
 	queues []chan notification.Change
@@ -36,12 +37,38 @@ func (r *Redis) startLiveAppliers(ctx context.Context, n int) *liveAppliers {
 		la.wg.Add(1)
 		go func() {
 			defer la.wg.Done()
+			batch := make([]notification.Change, 0, remoteBatch)
 			for c := range q {
-				_ = r.applyRemote(ctx, "live", c) // counted and logged there
+				batch = append(batch[:0], c)
+				batch = drainInto(q, batch)
+				_, _ = r.applyRemoteBatch(ctx, "live", batch) // counted and logged there
+				clear(batch)
 			}
 		}()
 	}
 	return la
+}
+
+// remoteBatch is the most remote changes applied in one store request.
+// Under light load a change is applied alone at once; when changes arrive
+// faster than commits, those queued meanwhile share the next commit.
+const remoteBatch = 256
+
+// drainInto appends to batch what q holds already, up to remoteBatch,
+// without waiting.
+func drainInto(q chan notification.Change, batch []notification.Change) []notification.Change {
+	for len(batch) < remoteBatch {
+		select {
+		case c, ok := <-q:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, c)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // dispatch queues c to its user's applier, waiting while that queue is full.

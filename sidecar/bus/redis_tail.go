@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strings"
 	"time"
 
@@ -163,11 +164,11 @@ func (r *Redis) applyEntries(
 	return next, nil
 }
 
-// applyInOrder applies changes one after the other, skipping invalid ones.
+// applyInOrder applies changes in their order, skipping invalid ones, in
+// requests of up to remoteBatch changes that share a commit.
 func (r *Redis) applyInOrder(ctx context.Context, changes []notification.Change) error {
-	for _, c := range changes {
-		err := r.applyRemote(ctx, "stream", c)
-		if err != nil && !notification.IsFieldError(err) {
+	for batch := range slices.Chunk(changes, remoteBatch) {
+		if _, err := r.applyRemoteBatch(ctx, "stream", batch); err != nil {
 			return err
 		}
 	}

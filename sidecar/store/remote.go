@@ -33,19 +33,9 @@ func (s *Store) ApplyRemote(ctx context.Context, c notification.Change, cursorNa
 	if err != nil {
 		return false, fmt.Errorf("apply remote change: %w", err)
 	}
-	uk := userKey(c.UserID)
 	err = s.submit(ctx, len(ids), func(w *wtx) error {
 		var err error
-		switch c.Kind {
-		case notification.KindCreated:
-			changed, err = w.remoteCreated(uk, c.Notification)
-		case notification.KindRead:
-			changed, err = w.remoteRead(uk, c.UserID, ids)
-		case notification.KindReadAll:
-			changed, err = w.remoteReadAll(uk, c.UserID, ids)
-		case notification.KindDeleted:
-			changed, err = w.remoteDeleted(uk, c.UserID, ids)
-		}
+		changed, err = w.applyRemote(&c, ids)
 		if err != nil || cursor == "" {
 			return err
 		}
@@ -55,6 +45,81 @@ func (s *Store) ApplyRemote(ctx context.Context, c notification.Change, cursorNa
 		return false, fmt.Errorf("apply remote %s change: %w", c.Kind, err)
 	}
 	return changed, nil
+}
+
+// RemoteResult is what ApplyRemoteBatch did with one change.
+type RemoteResult struct {
+	// Changed reports that the change altered the local state (and emitted
+	// an event).
+	Changed bool
+	// Invalid, when set, is why the change was refused: an error wrapping
+	// a *notification.FieldError. Nothing of the change was written.
+	Invalid error
+}
+
+// ApplyRemoteBatch applies changes in their order in one request, so that
+// a stream of remote changes shares a durable commit instead of waiting
+// for one each; each change is applied exactly as ApplyRemote applies it.
+// Invalid changes are skipped and named in their result. An error (a
+// failed commit, a cancelled ctx) means none of the batch was applied.
+func (s *Store) ApplyRemoteBatch(ctx context.Context, changes []notification.Change) ([]RemoteResult, error) {
+	results := make([]RemoteResult, len(changes))
+	ids := make([][]ulid.ULID, len(changes))
+	items := 0
+	for i := range changes {
+		var err error
+		ids[i], err = checkChange(&changes[i])
+		if err != nil {
+			results[i].Invalid = fmt.Errorf("apply remote change: %w", err)
+			continue
+		}
+		items += len(ids[i])
+	}
+	if !hasValid(results) {
+		return results, nil
+	}
+	err := s.submit(ctx, items, func(w *wtx) error {
+		for i := range changes {
+			if results[i].Invalid != nil {
+				continue
+			}
+			changed, err := w.applyRemote(&changes[i], ids[i])
+			if err != nil {
+				return err
+			}
+			results[i].Changed = changed
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("apply %d remote changes: %w", len(changes), err)
+	}
+	return results, nil
+}
+
+func hasValid(results []RemoteResult) bool {
+	for _, r := range results {
+		if r.Invalid == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// applyRemote applies one checked change; ids are checkChange's.
+func (w *wtx) applyRemote(c *notification.Change, ids []ulid.ULID) (bool, error) {
+	uk := userKey(c.UserID)
+	switch c.Kind {
+	case notification.KindCreated:
+		return w.remoteCreated(uk, c.Notification)
+	case notification.KindRead:
+		return w.remoteRead(uk, c.UserID, ids)
+	case notification.KindReadAll:
+		return w.remoteReadAll(uk, c.UserID, ids)
+	case notification.KindDeleted:
+		return w.remoteDeleted(uk, c.UserID, ids)
+	}
+	return false, nil
 }
 
 // checkChange validates a remote change and returns its IDs parsed: the IDs

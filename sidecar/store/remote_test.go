@@ -189,3 +189,80 @@ func eventKinds(evs []notification.Event) []notification.Kind {
 	}
 	return out
 }
+
+// TestApplyRemoteBatchInOrder: a batch is applied change by change in its
+// order, in one commit: a read and a delete see the creates before them,
+// a duplicate changes nothing, an invalid change is skipped alone, and the
+// events come out in the batch's order.
+func TestApplyRemoteBatchInOrder(t *testing.T) {
+	s, rec := openTest(t, func(o *Options) { o.Replicated = true })
+	now := time.Now()
+	a, b := remoteNotification("u", now), remoteNotification("u", now.Add(time.Millisecond))
+	other := remoteNotification("v", now)
+	bad := created(remoteNotification("u", now))
+	bad.Notification.Title = "" // invalid: a title is required
+	commits := s.commits.Load()
+
+	results, err := s.ApplyRemoteBatch(ctxT(t), []notification.Change{
+		created(a),
+		created(other),
+		bad,
+		created(b),
+		created(a), // a duplicate of the first
+		{Kind: notification.KindRead, Origin: "b", UserID: "u", IDs: []string{a.ID}},
+		{Kind: notification.KindDeleted, Origin: "b", UserID: "u", IDs: []string{b.ID}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.commits.Load() - commits; got != 1 {
+		t.Fatalf("%d commits for one batch, want 1", got)
+	}
+	wantChanged := []bool{true, true, false, true, false, true, true}
+	for i, res := range results {
+		if res.Changed != wantChanged[i] {
+			t.Errorf("change %d: changed=%v, want %v", i, res.Changed, wantChanged[i])
+		}
+		if (res.Invalid != nil) != (i == 2) || (i == 2 && !notification.IsFieldError(res.Invalid)) {
+			t.Errorf("change %d: invalid=%v", i, res.Invalid)
+		}
+	}
+
+	var kinds []notification.Kind
+	var counts []int
+	for _, ev := range rec.ofUser("u") {
+		kinds = append(kinds, ev.Kind)
+		counts = append(counts, ev.UnreadCount)
+	}
+	wantKinds := []notification.Kind{notification.KindCreated, notification.KindCreated, notification.KindRead, notification.KindDeleted}
+	if !slices.Equal(kinds, wantKinds) || !slices.Equal(counts, []int{1, 2, 1, 0}) {
+		t.Fatalf("events of u: %v with counts %v, want %v with 1 2 1 0", kinds, counts, wantKinds)
+	}
+	if n, _ := s.UnreadCount("u"); n != 0 {
+		t.Fatalf("unread count of u %d, want 0", n)
+	}
+	if got, err := s.Get("u", a.ID); err != nil || !got.IsRead {
+		t.Fatalf("a: %+v %v, want read", got, err)
+	}
+	if _, err := s.Get("u", b.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("b: %v, want deleted", err)
+	}
+	if n, _ := s.UnreadCount("v"); n != 1 {
+		t.Fatalf("unread count of v %d, want 1", n)
+	}
+	checkConsistent(t, s, "u")
+}
+
+// TestApplyRemoteBatchAllInvalid: a batch of only invalid changes answers
+// without a commit.
+func TestApplyRemoteBatchAllInvalid(t *testing.T) {
+	s, _ := openTest(t, nil)
+	commits := s.commits.Load()
+	results, err := s.ApplyRemoteBatch(ctxT(t), []notification.Change{{Kind: "nope", UserID: "u"}})
+	if err != nil || len(results) != 1 || !notification.IsFieldError(results[0].Invalid) {
+		t.Fatalf("results %+v err %v, want one invalid", results, err)
+	}
+	if s.commits.Load() != commits {
+		t.Fatal("an all-invalid batch committed")
+	}
+}
