@@ -3,15 +3,18 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/heraldhq/herald/sdk/herald"
 	"github.com/heraldhq/herald/sidecar/config"
+	"github.com/heraldhq/herald/sidecar/notification"
 )
 
 // clientFlags are the flags every client command shares.
@@ -27,10 +30,27 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.user, "user", "", "user id (required)")
 }
 
+// flagUsage turns a field error of a draft into bad usage naming the flag
+// that set the field ("--data: must be a JSON object").
+func flagUsage(err error) error {
+	var fe *notification.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	name := strings.ReplaceAll(fe.Field, "_", "-")
+	if fe.Field == "user_id" {
+		name = "user"
+	}
+	return usagef("--%s: %s", name, fe.Problem)
+}
+
 // check reports a missing required flag as bad usage, before any dialing.
 func (f *clientFlags) check(required map[string]string) error {
 	if f.user == "" {
 		return usagef("--user is required")
+	}
+	if err := notification.ValidateUserID(f.user); err != nil {
+		return flagUsage(err)
 	}
 	for name, value := range required {
 		if value == "" {
@@ -40,15 +60,21 @@ func (f *clientFlags) check(required map[string]string) error {
 	return nil
 }
 
-// run checks the arguments and required flags, attaches to the sidecar,
-// calls fn with the client and detaches.
+// run checks the arguments and required flags, then runs validate (when
+// set) so that a bad value is bad usage before any dialing, attaches to the
+// sidecar, calls fn with the client and detaches.
 func (f *clientFlags) run(ctx context.Context, args []string, required map[string]string,
-	fn func(*herald.Client) error) error {
+	validate func() error, fn func(*herald.Client) error) error {
 	if err := noArgs(args); err != nil {
 		return err
 	}
 	if err := f.check(required); err != nil {
 		return err
+	}
+	if validate != nil {
+		if err := validate(); err != nil {
+			return err
+		}
 	}
 	cfg := config.Config{DataDir: f.dataDir, Socket: f.socket}
 	c, err := herald.Attach(ctx, cfg.SocketPath())
@@ -76,10 +102,16 @@ func notifyCommand(io ioPair) *ffcli.Command {
 		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
 			required := map[string]string{"type": *typ, "title": *title}
-			return cf.run(ctx, args, required, func(c *herald.Client) error {
+			d := notification.Draft{UserID: cf.user, Type: *typ, Title: *title, Body: *body,
+				Link: *link, IdempotencyKey: *key}
+			if *data != "" {
+				d.Data = json.RawMessage(*data)
+			}
+			validate := func() error { return flagUsage(d.Validate()) }
+			return cf.run(ctx, args, required, validate, func(c *herald.Client) error {
 				n, err := c.CreateNotification(ctx, herald.NewNotification{
-					UserID: cf.user, Type: *typ, Title: *title, Body: *body, Link: *link,
-					Data: json.RawMessage(*data), IdempotencyKey: *key,
+					UserID: d.UserID, Type: d.Type, Title: d.Title, Body: d.Body, Link: d.Link,
+					Data: d.Data, IdempotencyKey: d.IdempotencyKey,
 				})
 				if err != nil {
 					return err
@@ -100,7 +132,7 @@ func unreadCommand(io ioPair) *ffcli.Command {
 		ShortHelp:  "print a user's unread notifications, one JSON object per line, oldest first",
 		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
-			return cf.run(ctx, args, nil, func(c *herald.Client) error {
+			return cf.run(ctx, args, nil, nil, func(c *herald.Client) error {
 				all, err := allUnread(ctx, c, cf.user)
 				if err != nil {
 					return err
@@ -132,7 +164,13 @@ func readCommand(io ioPair) *ffcli.Command {
 			if *all == (len(ids) > 0) {
 				return usagef("give either --id (one or more) or --all")
 			}
-			return cf.run(ctx, args, nil, func(c *herald.Client) error {
+			validate := func() error {
+				if *all {
+					return nil
+				}
+				return flagUsage(notification.ValidateIDs("id", ids))
+			}
+			return cf.run(ctx, args, nil, validate, func(c *herald.Client) error {
 				var err error
 				if *all {
 					_, err = c.MarkAllRead(ctx, cf.user)

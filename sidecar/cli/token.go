@@ -29,6 +29,9 @@ func tokenCommand(io ioPair) *ffcli.Command {
 			if err := noArgs(args); err != nil {
 				return err
 			}
+			if *user == "" {
+				return usagef("--user is required")
+			}
 			if err := notification.ValidateUserID(*user); err != nil {
 				return usagef("--user: %v", problemOf(err))
 			}

@@ -27,10 +27,13 @@ const (
 // closed with 1012, the gRPC server drains, the bus stops, the store closes.
 // It returns the first serving error, or nil after a clean stop.
 func (d *Daemon) Run(ctx context.Context) error {
-	d.log.Info("herald started",
-		"node_id", d.nodeID, "http_addr", d.HTTPAddr(), "mode", d.modeName(),
-		"data_dir", d.cfg.DataDir, "redis", d.cfg.RedisURL != "",
+	started := []any{"node_id", d.nodeID, "http_addr", d.HTTPAddr(), "mode", d.modeName()}
+	if d.grpcLn != nil {
+		started = append(started, "socket", d.cfg.SocketPath())
+	}
+	started = append(started, "data_dir", d.cfg.DataDir, "redis", d.cfg.RedisURL != "",
 		"heartbeat", d.cfg.Heartbeat.String(), "sync_limit", d.cfg.SyncLimit)
+	d.log.Info("herald started", started...)
 
 	busCtx, stopBus := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBus()
