@@ -213,7 +213,9 @@ func TestOrderPerUser(t *testing.T) {
 		t.Fatalf("B's order differs from creation order")
 	}
 
-	// Interleave create(x) and mark_read(x).
+	// Interleave create(x) and mark_read(x) while B holds a tab of u2, so
+	// that both the live path and the stream carry them.
+	watch(t, srv, b, "u2")
 	ctx := context.Background()
 	var pairs []string
 	for range 100 {
@@ -223,10 +225,16 @@ func TestOrderPerUser(t *testing.T) {
 		}
 		pairs = append(pairs, id)
 	}
-	watch(t, srv, b, "u2")
-	waitFor(t, "B has the reads", func() error {
+	waitFor(t, "B has the creates and the reads", func() error {
+		if err := exactlyOnce(b.rec.created("u2"), pairs); err != nil {
+			return err
+		}
 		return errIf(len(b.rec.ofKind("u2", notification.KindRead)) < 100, "not yet")
 	})
+	// A read applied before its create would leave the notification unread.
+	if n := b.unread("u2"); n != 0 {
+		t.Fatalf("B has %d of u2 unread after every create was read", n)
+	}
 	pos := map[string]int{}
 	for i, ev := range b.rec.all() {
 		if ev.UserID != "u2" {
@@ -242,8 +250,8 @@ func TestOrderPerUser(t *testing.T) {
 		}
 	}
 	for _, id := range pairs {
-		if c := pos["c"+id]; c != 0 && pos["r"+id] < c {
-			t.Fatalf("read of %s before its create", id)
+		if c, r := pos["c"+id], pos["r"+id]; c == 0 || r < c {
+			t.Fatalf("B's events for %s: created at %d, read at %d; want both, the read after", id, c, r)
 		}
 	}
 }

@@ -194,6 +194,22 @@ func eventually(t *testing.T, what string, cond func() error) {
 	}
 }
 
+// quietPeriod is how long a test waits after a delivery for a duplicate
+// that the other path (live or stream) could still bring.
+const quietPeriod = time.Second
+
+// eventuallyOnce waits until check passes, then checks again after
+// quietPeriod: eventually alone would stop at the first moment every
+// frame was there once, before a late duplicate arrives.
+func eventuallyOnce(t *testing.T, what string, check func() error) {
+	t.Helper()
+	eventually(t, what, check)
+	time.Sleep(quietPeriod) // waiting for something that must not happen
+	if err := check(); err != nil {
+		t.Fatalf("%s, %v later: %v", what, quietPeriod, err)
+	}
+}
+
 // onceEach checks that every id occurs exactly once in got and that got
 // holds nothing else.
 func onceEach(got, ids []string) error {

@@ -37,7 +37,10 @@ func TestReplicationTabOnOtherReplica(t *testing.T) {
 
 	ids := create(t, a, "u1", 2)
 	eventually(t, "both notifications on B's tab", func() error { return onceEach(notified(t, tabB), ids) })
-	eventually(t, "both notifications on A's tab", func() error { return onceEach(notified(t, tabA), ids) })
+	eventuallyOnce(t, "both notifications on A's tab", func() error { return onceEach(notified(t, tabA), ids) })
+	if err := onceEach(notified(t, tabB), ids); err != nil {
+		t.Fatalf("B's tab, %v later: %v", quietPeriod, err)
+	}
 
 	if _, err := a.RPC.MarkRead(rpcCtx(t), &heraldv1.MarkReadRequest{UserId: "u1", Ids: ids[:1]}); err != nil {
 		t.Fatalf("mark read on A: %v", err)
@@ -116,7 +119,7 @@ func TestReplicationRedisOutage(t *testing.T) {
 		t.Fatalf("A's outbox holds %d during the outage, want 500", d)
 	}
 	c.redis.Start()
-	eventually(t, "500 on B's tabs", func() error {
+	eventuallyOnce(t, "500 on B's tabs", func() error {
 		if err := onceEach(notified(t, tab), ids); err != nil {
 			return err
 		}
