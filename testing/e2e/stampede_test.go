@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -10,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -67,23 +65,7 @@ func startReplica(t *testing.T, r *replicaProc) {
 // connections reads herald_connections from the replica's /metrics.
 func (r *replicaProc) connections(t *testing.T) int {
 	t.Helper()
-	resp, err := http.Get("http://" + r.addr + "/metrics")
-	if err != nil {
-		t.Fatalf("metrics of %s: %v", r.id, err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "herald_connections "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("herald_connections %q", v)
-			}
-			return int(f)
-		}
-	}
-	t.Fatalf("no herald_connections in the metrics of %s", r.id)
-	return 0
+	return int(metric(t, "http://"+r.addr, "herald_connections"))
 }
 
 // stampedeTab is one browser tab of the stampede: its user and what it must see.
