@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/testing/heraldtest"
 )
 
 // readyBound is PROTOCOL.md's "within 10 s" plus slack for a loaded CI
@@ -104,4 +106,36 @@ func metric(t *testing.T, base, name string) float64 {
 	}
 	t.Fatalf("no sample %s on /metrics", name)
 	return 0
+}
+
+// TestDefaultNodeIDIsKeptWithTheData: without --node-id a replica names
+// itself once and keeps the name in its data directory, so a restart is
+// the same replica to the others (its presence, the origin of its changes)
+// and another data directory is another replica.
+func TestDefaultNodeIDIsKeptWithTheData(t *testing.T) {
+	dir := t.TempDir()
+	first := heraldtest.Start(t, heraldtest.Options{DataDir: dir})
+	id := first.Daemon.NodeID()
+	if !strings.HasPrefix(id, "herald-") {
+		t.Fatalf("generated node id %q", id)
+	}
+	if err := first.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	again := heraldtest.Start(t, heraldtest.Options{DataDir: dir})
+	if got := again.Daemon.NodeID(); got != id {
+		t.Fatalf("node id after a restart on the same data %q, want %q", got, id)
+	}
+	other := heraldtest.Start(t, heraldtest.Options{})
+	if other.Daemon.NodeID() == id {
+		t.Fatalf("two data directories share the node id %q", id)
+	}
+	// --node-id wins over the stored one, and is kept from then on.
+	if err := again.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	named := heraldtest.Start(t, heraldtest.Options{DataDir: dir, NodeID: "pod-a"})
+	if got := named.Daemon.NodeID(); got != "pod-a" {
+		t.Fatalf("node id %q with --node-id pod-a", got)
+	}
 }
