@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/heraldhq/herald/plugin/heraldv1"
 	"github.com/heraldhq/herald/testing/heraldtest"
+	"github.com/heraldhq/herald/testing/wsclient"
 )
 
 // TestReplicationTabOnOtherReplica: a tab on B gets what A creates, and the
@@ -135,6 +137,12 @@ func TestReplicationRedisOutage(t *testing.T) {
 		}
 		return nil
 	})
+	// Shipped in order per user: the tabs see them in creation order.
+	for i, got := range [][]string{notified(t, tab), notified(t, tab2)} {
+		if !slices.Equal(got, ids) {
+			t.Fatalf("B's tab %d got the 500 out of creation order", i+1)
+		}
+	}
 	if _, _, ended := tab.CloseStatus(); ended {
 		t.Fatal("B's tab was closed by the outage")
 	}
@@ -247,4 +255,69 @@ func TestReplicationBareMessage(t *testing.T) {
 		return nil
 	})
 	noErrorLogs(t, a, b)
+}
+
+// TestReplicationAlternatingCreatesOnce is BH-04 across real replicas: u1
+// has a tab on A and one on B, the host creates 1,000 notifications
+// alternating between A's and B's RPC, and each tab gets every one exactly
+// once, in the order each replica created them. A retry with the same
+// idempotency key returns the first notification and pushes nothing.
+func TestReplicationAlternatingCreatesOnce(t *testing.T) {
+	c := newCluster(t)
+	a, b := c.start("A"), c.start("B")
+	tabA, _ := c.tab(a, "u1")
+	tabB, _ := c.tab(b, "u1")
+
+	var ids, fromA, fromB []string
+	for i := range 1000 {
+		n, from := a, &fromA
+		if i%2 == 1 {
+			n, from = b, &fromB
+		}
+		resp, err := n.RPC.CreateNotification(rpcCtx(t), &heraldv1.CreateNotificationRequest{
+			Notification: &heraldv1.NewNotification{UserId: "u1", Type: "task.assigned",
+				Title: fmt.Sprintf("#%d", i), IdempotencyKey: fmt.Sprintf("k%d", i)},
+		})
+		if err != nil {
+			t.Fatalf("create %d on %s: %v", i, n.Daemon.NodeID(), err)
+		}
+		ids = append(ids, resp.Notification.Id)
+		*from = append(*from, resp.Notification.Id)
+	}
+	retry, err := a.RPC.CreateNotification(rpcCtx(t), &heraldv1.CreateNotificationRequest{
+		Notification: &heraldv1.NewNotification{UserId: "u1", Type: "task.assigned",
+			Title: "#0", IdempotencyKey: "k0"},
+	})
+	if err != nil || retry.Notification.Id != ids[0] {
+		t.Fatalf("retry with key k0: %v %v, want the first notification %s", retry, err, ids[0])
+	}
+
+	for name, tab := range map[string]*wsclient.Client{"A": tabA, "B": tabB} {
+		eventuallyOnce(t, "1,000 once on "+name+"'s tab", func() error { return onceEach(notified(t, tab), ids) })
+		got := notified(t, tab)
+		for _, own := range [][]string{fromA, fromB} {
+			if !slices.Equal(inOrderOf(got, own), own) {
+				t.Fatalf("%s's tab got one replica's notifications out of their order", name)
+			}
+		}
+	}
+	if n := unreadCount(t, b, "u1"); n != 1000 {
+		t.Fatalf("B counts %d unread, want 1000", n)
+	}
+	noErrorLogs(t, a, b)
+}
+
+// inOrderOf returns the elements of got that are in want, in got's order.
+func inOrderOf(got, want []string) []string {
+	in := make(map[string]bool, len(want))
+	for _, id := range want {
+		in[id] = true
+	}
+	var out []string
+	for _, id := range got {
+		if in[id] {
+			out = append(out, id)
+		}
+	}
+	return out
 }
