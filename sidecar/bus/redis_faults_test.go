@@ -20,7 +20,7 @@ func TestRedisRestartResumesLiveDelivery(t *testing.T) {
 	want = append(want, a.create("u1", 1)...)
 	waitFor(t, "n1 on B", func() error { return exactlyOnce(b.rec.created("u1"), want) })
 
-	for cycle := range 3 {
+	for cycle := range 5 { // BH-01 repeats the restart five times
 		srv.Stop()
 		waitFor(t, "B not ready", func() error { return errIf(b.b().Ready() == nil, "still ready") })
 		want = append(want, a.create("u1", 1)...) // n2, acknowledged while Redis is down
@@ -43,8 +43,8 @@ func TestRedisRestartResumesLiveDelivery(t *testing.T) {
 		waitFor(t, "n2 and n3 on B", func() error { return exactlyOnce(b.rec.created("u1"), want) })
 		t.Logf("cycle %d: Redis start to n2+n3 delivered on B: %v", cycle, time.Since(started))
 	}
-	if got := b.metric("herald_live_reconnects_total"); got < 3 {
-		t.Errorf("herald_live_reconnects_total = %v, want >= 3", got)
+	if got := b.metric("herald_live_reconnects_total"); got < 5 {
+		t.Errorf("herald_live_reconnects_total = %v, want >= 5", got)
 	}
 }
 

@@ -12,24 +12,55 @@ import (
 
 // TestHalfOpenClientsEvicted is BH-07: a client that stopped reading and one
 // that reads but never answers are closed and removed once 2×Heartbeat pass
-// without a frame from them; a healthy client stays.
+// without a frame from them, and no later than 3×Heartbeat (2 intervals plus
+// one of slack for a loaded machine); a healthy client stays.
 func TestHalfOpenClientsEvicted(t *testing.T) {
 	const hb = 500 * time.Millisecond
+	const bound = 3 * hb
 	e := newEnv(t, Options{Heartbeat: hb})
 	healthy, _ := e.dial("u1", wsclient.Options{})
 	start := time.Now()
+	// Neither client sends anything after its upgrade request: each is
+	// silent from just before its dial.
+	stalledSilent := time.Now()
 	stalled := e.dialNoSync("u2", wsclient.Options{Stalled: true})
+	muteSilent := time.Now()
 	mute, _ := e.dial("u3", wsclient.Options{NoAutoPong: true})
+	muteClosedAt := make(chan time.Time, 1)
+	go func() {
+		<-mute.Done()
+		muteClosedAt <- time.Now()
+	}()
+	// The stalled client reads no unread_sync: wait for it to register, so
+	// that a zero count below means removed, not not-yet-added.
+	eventually(t, "stalled client registered", func() bool { return e.gw.Count("u2") == 1 })
 
+	var stalledGone, muteGone time.Time
 	eventually(t, "half-open clients evicted", func() bool {
-		return e.gw.Count("u2") == 0 && e.gw.Count("u3") == 0
+		now := time.Now()
+		if stalledGone.IsZero() && e.gw.Count("u2") == 0 {
+			stalledGone = now
+		}
+		if muteGone.IsZero() && e.gw.Count("u3") == 0 {
+			muteGone = now
+		}
+		return !stalledGone.IsZero() && !muteGone.IsZero()
 	})
 	t.Logf("evicted %s after connect, heartbeat %s", time.Since(start).Round(time.Millisecond), hb)
+	if d := stalledGone.Sub(stalledSilent); d > bound {
+		t.Errorf("stalled client removed %s after going silent, want at most %s", d.Round(time.Millisecond), bound)
+	}
+	if d := muteGone.Sub(muteSilent); d > bound {
+		t.Errorf("mute client removed %s after going silent, want at most %s", d.Round(time.Millisecond), bound)
+	}
 	eventually(t, "evictions counted", func() bool {
 		return counter(t, e.m.Evictions.WithLabelValues(metrics.EvictHeartbeat)) == 2
 	})
 	if _, _, err := mute.WaitClosed(waitTimeout); err != nil {
 		t.Fatal(err)
+	}
+	if d := (<-muteClosedAt).Sub(muteSilent); d > bound {
+		t.Errorf("mute client closed %s after going silent, want at most %s", d.Round(time.Millisecond), bound)
 	}
 	stalled.Resume()
 	if _, _, err := stalled.WaitClosed(waitTimeout); err != nil {

@@ -82,6 +82,53 @@ func TestManyTabsAndCap(t *testing.T) {
 	}
 }
 
+// TestDefaultConnCapIs32: with the default options a user may hold 32
+// sockets; the 33rd is upgraded and closed at once with 1008 "too many
+// connections", and the first 32 stay open and keep receiving.
+func TestDefaultConnCapIs32(t *testing.T) {
+	const limit = 32 // README and --max-conns-per-user; not DefaultMaxConnsPerUser, to pin the documented value
+	e := newEnv(t, Options{})
+	tabs := make([]*wsclient.Client, limit)
+	for i := range tabs {
+		tabs[i], _ = e.dial("u1", wsclient.Options{})
+	}
+	if got := e.gw.Count("u1"); got != limit {
+		t.Fatalf("Count = %d, want %d", got, limit)
+	}
+
+	over := e.dialNoSync("u1", wsclient.Options{})
+	code, reason, err := over.WaitClosed(waitTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != int(ClosePolicy) || reason != "too many connections" {
+		t.Fatalf("socket %d closed with %d %q, want 1008 \"too many connections\"", limit+1, code, reason)
+	}
+	if len(over.Frames()) != 0 {
+		t.Fatalf("socket %d got frames: %v", limit+1, over.Frames()[0].Type)
+	}
+	if got := counter(t, e.m.Rejects.WithLabelValues(metrics.RejectUserLimit)); got != 1 {
+		t.Fatalf("user_limit rejects = %v, want 1", got)
+	}
+
+	// The first 32 are still open and still served.
+	if got := e.gw.Count("u1"); got != limit {
+		t.Fatalf("Count after the refusal = %d, want %d", got, limit)
+	}
+	n := e.create("u1", 1)[0]
+	for i, c := range tabs {
+		if _, err := c.WaitType(frameNotification, waitTimeout); err != nil {
+			t.Fatalf("tab %d: %v", i+1, err)
+		}
+		if got := notificationIDs(t, c); !slices.Equal(got, []string{n.ID}) {
+			t.Fatalf("tab %d got %v, want [%s]", i+1, got, n.ID)
+		}
+		if code, reason, ended := c.CloseStatus(); ended {
+			t.Fatalf("tab %d closed: %d %q", i+1, code, reason)
+		}
+	}
+}
+
 func TestInterestFirstAndLastSocket(t *testing.T) {
 	e := newEnv(t, Options{})
 	a, _ := e.dial("u1", wsclient.Options{})

@@ -3,9 +3,11 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lxzan/gws"
 
@@ -195,6 +197,62 @@ func TestOversizedFrameCloses1009(t *testing.T) {
 	eventually(t, "socket removed", func() bool { return e.gw.Count("u1") == 0 })
 }
 
+// TestDefaultFrameLimit64KiB: with the default options a client frame of
+// exactly 64 KiB is served and the socket stays usable, while one byte more
+// closes the socket with 1009.
+func TestDefaultFrameLimit64KiB(t *testing.T) {
+	const limit = 64 << 10 // docs/PROTOCOL.md; not DefaultMaxFrameBytes, to pin the documented value
+	e := newEnv(t, Options{})
+	c, _ := e.dial("u1", wsclient.Options{})
+	// padded returns a ping frame of exactly n bytes.
+	padded := func(n int) []byte {
+		const head, tail = `{"type":"ping","pad":"`, `"}`
+		return []byte(head + strings.Repeat("x", n-len(head)-len(tail)) + tail)
+	}
+
+	for i, n := range []int{60 << 10, limit} {
+		if err := c.SendRaw(gws.OpcodeText, padded(n)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.WaitN(wsclient.Type(framePong), i+1, waitTimeout); err != nil {
+			code, reason, _ := c.CloseStatus()
+			t.Fatalf("%d-byte ping: %v (close %d %q)", n, err, code, reason)
+		}
+	}
+	if code, reason, ended := c.CloseStatus(); ended {
+		t.Fatalf("socket closed after frames within the limit: %d %q", code, reason)
+	}
+	if e.gw.Count("u1") != 1 {
+		t.Fatal("socket left the manager after frames within the limit")
+	}
+
+	if err := c.SendRaw(gws.OpcodeText, padded(limit+1)); err != nil {
+		t.Fatal(err)
+	}
+	code, _, err := c.WaitClosed(waitTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != int(CloseTooLarge) {
+		t.Fatalf("close code %d after a %d-byte frame, want 1009", code, limit+1)
+	}
+	if got := len(pongsOf(c)); got != 2 {
+		t.Fatalf("%d pongs, want 2 (none for the oversized frame)", got)
+	}
+	eventually(t, "socket removed", func() bool { return e.gw.Count("u1") == 0 })
+}
+
+// pongsOf returns the pong frames c received.
+func pongsOf(c *wsclient.Client) []wsclient.Frame {
+	var out []wsclient.Frame
+	for _, f := range c.Frames() {
+		if f.Type == framePong {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 func TestClientFrameRateLimit(t *testing.T) {
 	e := newEnv(t, Options{ClientFrameRate: 0.001, ClientFrameBurst: 3})
 	c, _ := e.dial("u1", wsclient.Options{})
@@ -215,21 +273,95 @@ func TestClientFrameRateLimit(t *testing.T) {
 	}
 }
 
+// TestProtocolPingAnswered: a protocol ping from the client is answered with
+// a pong carrying the same payload, and the socket stays usable after it.
 func TestProtocolPingAnswered(t *testing.T) {
 	e := newEnv(t, Options{})
-	c, _ := e.dial("u1", wsclient.Options{})
-	if err := c.SendRaw(gws.OpcodePing, []byte("hi")); err != nil {
+	// wsclient does not record pongs: use a bare gws client that does.
+	rec := &pongRecorder{pongs: make(chan []byte, 8), frames: make(chan string, 8)}
+	conn, _, err := gws.NewClient(rec, &gws.ClientOption{
+		Addr:   e.url + "?token=" + url.QueryEscape(e.token("u1")),
+		Logger: nopGwsLogger{},
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	// The pong is a control frame the client does not record; a JSON ping
-	// sent after it proves the connection stayed healthy.
-	if err := c.Send(map[string]any{"type": "ping"}); err != nil {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		conn.ReadLoop()
+	}()
+	t.Cleanup(func() {
+		_ = conn.NetConn().Close()
+		<-done
+	})
+	waitFrame := func(want string) {
+		t.Helper()
+		deadline := time.After(waitTimeout)
+		for {
+			select {
+			case got := <-rec.frames:
+				if got == want {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no %s frame", want)
+			}
+		}
+	}
+	waitFrame(frameUnreadSync)
+
+	for _, payload := range []string{"hi", ""} {
+		if err := conn.WritePing([]byte(payload)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-rec.pongs:
+			if string(got) != payload {
+				t.Fatalf("pong payload %q, want %q", got, payload)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("no pong for ping %q", payload)
+		}
+	}
+	// Still usable after the pings.
+	if err := conn.WriteString(`{"type":"ping"}`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.WaitType(framePong, waitTimeout); err != nil {
-		t.Fatal(err)
+	waitFrame(framePong)
+}
+
+// pongRecorder is a gws client handler that reports the payload of every
+// protocol pong and the type of every data frame it reads (a few: its
+// channels are buffered and it never blocks gws's read loop).
+type pongRecorder struct {
+	gws.BuiltinEventHandler
+	pongs  chan []byte
+	frames chan string
+}
+
+func (r *pongRecorder) OnPong(_ *gws.Conn, payload []byte) {
+	select {
+	case r.pongs <- append([]byte(nil), payload...):
+	default:
 	}
 }
+
+func (r *pongRecorder) OnMessage(_ *gws.Conn, m *gws.Message) {
+	defer m.Close()
+	var head struct {
+		Type string `json:"type"`
+	}
+	_ = json.Unmarshal(m.Bytes(), &head)
+	select {
+	case r.frames <- head.Type:
+	default:
+	}
+}
+
+type nopGwsLogger struct{}
+
+func (nopGwsLogger) Error(...any) {}
 
 // TestListPageCappedToFrameBytes: a list whose answer would pass the write
 // queue's byte bound (1 MiB) is cut to a page frame within
