@@ -3,6 +3,8 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,11 +145,40 @@ func TestStreamGapIsReported(t *testing.T) {
 	if got := b.metric("herald_stream_gaps_total"); got != 1 {
 		t.Fatalf("herald_stream_gaps_total = %v, want 1", got)
 	}
+	if !b.logged("stream cursor fell out of the retention window") {
+		t.Fatal("the gap was not logged")
+	}
 	later := a.create("u1", 2)
 	waitFor(t, "B gets later changes", func() error {
 		got := b.rec.created("u1")
 		return exactlyOnce(got[len(got)-min(len(got), 2):], later)
 	})
+}
+
+// TestStreamKeepsTheRetentionWindow: shipping trims the catch-up stream to
+// --stream-retention (whole stream nodes, as Redis trims approximately),
+// and keeps what is younger.
+func TestStreamKeepsTheRetentionWindow(t *testing.T) {
+	srv := rediskit.Start(t)
+	const retention = 2 * time.Second
+	a := newNode(t, srv, "A", func(o *bus.RedisOptions) { o.StreamRetention = retention })
+	a.waitReady()
+	xlen := func() int64 { return srv.Do(t, "XLEN", "{herald}:changes").(int64) }
+
+	a.createBatch("u1", 250)
+	waitFor(t, "A shipped", func() error { return errIf(a.outboxDepth() != 0, "depth %d", a.outboxDepth()) })
+	if n := xlen(); n != 250 {
+		t.Fatalf("stream holds %d entries within the window, want 250", n)
+	}
+	time.Sleep(retention + 500*time.Millisecond) // let the 250 age out of the window
+	newest := a.create("u1", 1)
+	waitFor(t, "the stream trimmed", func() error {
+		return errIf(xlen() > 151, "stream holds %d entries", xlen())
+	})
+	last := srv.Do(t, "XREVRANGE", "{herald}:changes", "+", "-", "COUNT", "1").([]any)
+	if len(last) != 1 || !strings.Contains(fmt.Sprint(last[0]), newest[0]) {
+		t.Fatalf("the newest change is not the stream's last entry: %v", last)
+	}
 }
 
 // TestStopFlushesAndReturns: cancelling Run ships what the outbox holds
