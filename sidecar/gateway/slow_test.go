@@ -29,6 +29,11 @@ func TestSlowClientClosed1013(t *testing.T) {
 	body := strings.Repeat("x", 12_000)
 	created := map[string]int{}
 	evicted := func() bool { return e.gw.Count("u1") == 1 }
+	// The time from a create's commit to its frames on both healthy clients,
+	// while the stalled one is still connected. Were a healthy client's
+	// frames held behind the stalled socket, a round would take up to the
+	// minute-long write timeout.
+	var worst time.Duration
 	for i := 0; !evicted(); i++ {
 		if i == 500 {
 			slow.Resume()
@@ -45,12 +50,19 @@ func TestSlowClientClosed1013(t *testing.T) {
 			created[u] += len(ds)
 		}
 		// Let the healthy clients keep up, so only the stalled one lags.
+		committed := time.Now()
 		for u, c := range map[string]*wsclient.Client{"u1": healthy1, "u2": healthy2} {
 			if _, err := c.WaitN(wsclient.Type(frameNotification), created[u], waitTimeout); err != nil {
 				t.Fatalf("healthy %s: %v", u, err)
 			}
 		}
+		worst = max(worst, time.Since(committed))
 	}
+	// A bound far below the write timeout, with room for a loaded CI box.
+	if worst > 5*time.Second {
+		t.Fatalf("healthy clients waited up to %v for their frames while a client of u1 was stalled", worst)
+	}
+	t.Logf("healthy clients' slowest round while the stalled client was connected: %v", worst)
 	// A few more after the eviction: the healthy ones still get them.
 	for _, u := range []string{"u1", "u2"} {
 		if _, err := e.st.Create(context.Background(), drafts(u, 20)); err != nil {
