@@ -80,7 +80,7 @@ func TestListPages(t *testing.T) {
 
 	pages := func(req map[string]any) liveFrame {
 		t.Helper()
-		before := len(pagesOf(c))
+		before := len(framesOf(c, framePage))
 		if err := c.Send(req); err != nil {
 			t.Fatal(err)
 		}
@@ -107,10 +107,11 @@ func TestListPages(t *testing.T) {
 	}
 }
 
-func pagesOf(c *wsclient.Client) []wsclient.Frame {
+// framesOf returns the frames of type typ that c received.
+func framesOf(c *wsclient.Client, typ string) []wsclient.Frame {
 	var out []wsclient.Frame
 	for _, f := range c.Frames() {
-		if f.Type == framePage {
+		if f.Type == typ {
 			out = append(out, f)
 		}
 	}
@@ -236,21 +237,10 @@ func TestDefaultFrameLimit64KiB(t *testing.T) {
 	if code != int(CloseTooLarge) {
 		t.Fatalf("close code %d after a %d-byte frame, want 1009", code, limit+1)
 	}
-	if got := len(pongsOf(c)); got != 2 {
+	if got := len(framesOf(c, framePong)); got != 2 {
 		t.Fatalf("%d pongs, want 2 (none for the oversized frame)", got)
 	}
 	eventually(t, "socket removed", func() bool { return e.gw.Count("u1") == 0 })
-}
-
-// pongsOf returns the pong frames c received.
-func pongsOf(c *wsclient.Client) []wsclient.Frame {
-	var out []wsclient.Frame
-	for _, f := range c.Frames() {
-		if f.Type == framePong {
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 func TestClientFrameRateLimit(t *testing.T) {
