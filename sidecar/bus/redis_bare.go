@@ -195,7 +195,11 @@ func (r *Redis) handleBare(ctx context.Context, channel, user, payload string) {
 	c := notification.Change{Kind: notification.KindCreated, Origin: bareOriginPrefix + r.opts.NodeID,
 		UserID: b.n.UserID, Notification: &b.n}
 	if err := r.applyRemote(ctx, "bare", c); err != nil {
-		r.metrics.bare.WithLabelValues(bareError).Inc()
+		result := bareError
+		if notification.IsFieldError(err) {
+			result = bareInvalid // e.g. the id of another user's notification; logged there
+		}
+		r.metrics.bare.WithLabelValues(result).Inc()
 		return
 	}
 	r.metrics.bare.WithLabelValues(bareAccepted).Inc()

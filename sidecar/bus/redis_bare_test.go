@@ -1,6 +1,7 @@
 package bus_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -126,7 +127,13 @@ func TestBareMessageInvalidDropped(t *testing.T) {
 	a := newNode(t, srv, "A", nil)
 	a.waitReady()
 	a.open("u9")
+	other, err := a.store.Create(context.Background(), []notification.Draft{{UserID: "u10", Type: "t", Title: "u10's"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.logs.allow("remote change dropped: invalid")
 	cases := []struct{ name, payload, result string }{
+		{"id of another user's notification", `{"title":"t","id":"` + other[0].ID + `"}`, "invalid"},
 		{"not json", `hello`, "invalid_json"},
 		{"not an object", `[1,2]`, "invalid_json"},
 		{"invalid utf-8", "{\"title\":\"\xff\"}", "invalid_utf8"},

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/oklog/ulid/v2"
@@ -84,6 +85,11 @@ func (s *Store) ApplyRemoteBatch(ctx context.Context, changes []notification.Cha
 				continue
 			}
 			changed, err := w.applyRemote(&changes[i], ids[i])
+			var rj *rejection
+			if errors.As(err, &rj) {
+				results[i].Invalid = fmt.Errorf("apply remote change: %w", rj.err)
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -178,7 +184,16 @@ func checkRemoteNotification(c *notification.Change) ([]ulid.ULID, error) {
 // remoteCreated inserts a remote notification unless it exists or was deleted.
 func (w *wtx) remoteCreated(uk []byte, rn *notification.Notification) (bool, error) {
 	id, _ := ulid.ParseStrict(rn.ID)
-	if w.notifs.Get(id[:]) != nil || w.tombs.Get(itemKey(uk, id)) != nil {
+	if v := w.notifs.Get(id[:]); v != nil {
+		// Herald's own IDs never collide; a bare message published with
+		// the ID of another user's notification is refused, not ignored.
+		if !bytes.Equal(bodyUserKey(v), uk) {
+			return false, reject(&notification.FieldError{
+				Field: "notification.id", Problem: "is the id of another user's notification"})
+		}
+		return false, nil
+	}
+	if w.tombs.Get(itemKey(uk, id)) != nil {
 		return false, nil
 	}
 	n := *rn

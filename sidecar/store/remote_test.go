@@ -266,3 +266,42 @@ func TestApplyRemoteBatchAllInvalid(t *testing.T) {
 		t.Fatal("an all-invalid batch committed")
 	}
 }
+
+// TestApplyRemoteRefusesAnotherUsersID: a remote created whose ID is
+// already another user's notification is refused as invalid (a bare
+// message can carry any ID), alone: the rest of its batch applies.
+func TestApplyRemoteRefusesAnotherUsersID(t *testing.T) {
+	s, rec := openTest(t, nil)
+	ctx := ctxT(t)
+	mine := mustCreate(t, s, "owner", "mine")[0]
+	stolen := remoteNotification("thief", time.Now())
+	stolen.ID = mine.ID
+
+	if _, err := s.ApplyRemote(ctx, created(stolen), "stream", "9-9"); !notification.IsFieldError(err) {
+		t.Fatalf("ApplyRemote = %v, want a field error", err)
+	}
+	if c, _ := s.Cursor("stream"); c != "" {
+		t.Fatalf("cursor %q stored for a refused change", c)
+	}
+	fine := remoteNotification("thief", time.Now())
+	results, err := s.ApplyRemoteBatch(ctx, []notification.Change{created(stolen), created(fine)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !notification.IsFieldError(results[0].Invalid) || results[0].Changed {
+		t.Fatalf("stolen id: %+v, want invalid", results[0])
+	}
+	if results[1].Invalid != nil || !results[1].Changed {
+		t.Fatalf("the valid change of the batch: %+v, want applied", results[1])
+	}
+	if n, _ := s.UnreadCount("thief"); n != 1 {
+		t.Fatalf("thief has %d unread, want 1 (only the valid one)", n)
+	}
+	if got, err := s.Get("owner", mine.ID); err != nil || got.Title != "mine" {
+		t.Fatalf("owner's notification: %+v %v", got, err)
+	}
+	if evs := rec.ofUser("thief"); len(evs) != 1 || evs[0].Notification.ID != fine.ID {
+		t.Fatalf("events of thief: %+v, want only the valid created", evs)
+	}
+	checkConsistent(t, s, "thief")
+}
