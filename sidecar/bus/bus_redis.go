@@ -265,6 +265,7 @@ type Redis struct {
 
 	ctl   control
 	live  live
+	gate  liveGate
 	state readiness
 
 	running atomic.Bool
@@ -306,6 +307,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 	}
 	r.ctl.init()
 	r.live.init()
+	r.gate.init()
 	r.state.init()
 	return r, nil
 }

@@ -241,11 +241,13 @@ func (r *Redis) liveDown(err error) {
 	r.kickTail()
 }
 
-// liveUp records that the live connection works.
+// liveUp records that the live connection works. The live appliers wait
+// until the catch-up has brought what Pub/Sub lost meanwhile (liveGate).
 func (r *Redis) liveUp() {
 	if r.live.up.Swap(true) {
 		return
 	}
+	r.gate.hold()
 	r.state.setLive(nil)
 	if r.live.wasUp.Swap(true) {
 		r.metrics.reconnects.Inc()

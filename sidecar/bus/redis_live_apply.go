@@ -20,7 +20,7 @@ const liveQueueLen = 1024
 // user's changes still go through one goroutine, in arrival order (BH-09),
 // while changes of different users are applied side by side and the store
 // commits them together (group commit); and each goroutine applies what
-// queued up while it waited for a commit in one request (drainInto).
+// queued up while it waited for a commit in one request (remoteBatch).
 type liveAppliers struct {
 	seed   maphash.Seed
 	queues []chan notification.Change
@@ -37,38 +37,87 @@ func (r *Redis) startLiveAppliers(ctx context.Context, n int) *liveAppliers {
 		la.wg.Add(1)
 		go func() {
 			defer la.wg.Done()
-			batch := make([]notification.Change, 0, remoteBatch)
-			for c := range q {
-				batch = append(batch[:0], c)
-				batch = drainInto(q, batch)
-				_, _ = r.applyRemoteBatch(ctx, "live", batch) // counted and logged there
-				clear(batch)
-			}
+			r.runLiveApplier(ctx, q)
 		}()
 	}
 	return la
 }
 
-// remoteBatch is the most remote changes applied in one store request.
-// Under light load a change is applied alone at once; when changes arrive
-// faster than commits, those queued meanwhile share the next commit.
-const remoteBatch = 256
-
-// drainInto appends to batch what q holds already, up to remoteBatch,
-// without waiting.
-func drainInto(q chan notification.Change, batch []notification.Change) []notification.Change {
-	for len(batch) < remoteBatch {
-		select {
-		case c, ok := <-q:
+// runLiveApplier applies what arrives on q until q is closed: one change at
+// once under light load; what queued up meanwhile in one request when
+// changes arrive faster than commits.
+func (r *Redis) runLiveApplier(ctx context.Context, q chan notification.Change) {
+	var b remoteBatch
+	var next notification.Change
+	held := false // next was taken from q but did not fit the last batch
+	for {
+		if !held {
+			c, ok := <-q
 			if !ok {
-				return batch
+				return
 			}
-			batch = append(batch, c)
-		default:
-			return batch
+			next = c
 		}
+		b.reset()
+		b.add(next)
+		held = false
+	drain:
+		for {
+			select {
+			case c, ok := <-q:
+				if !ok {
+					break drain
+				}
+				if !b.add(c) {
+					next, held = c, true
+					break drain
+				}
+			default:
+				break drain
+			}
+		}
+		if !r.gate.wait(ctx) {
+			return
+		}
+		_, _ = r.applyRemoteBatch(ctx, "live", b.changes) // counted and logged there
 	}
-	return batch
+}
+
+// Bounds of one store request of remote changes. A commit's events of one
+// user go to each of that user's sockets at once, and a socket's write
+// queue holds 256 frames by default: a catch-up of 500 changes of one user
+// in one commit would close a healthy tab with 1013. So a batch holds at
+// most remoteBatchPerUser changes of any one user, and the rest follow in
+// the next commits, in order.
+const (
+	remoteBatchMax     = 256
+	remoteBatchPerUser = 16
+)
+
+// remoteBatch collects changes, in order, within the bounds above.
+type remoteBatch struct {
+	changes []notification.Change
+	perUser map[string]int
+}
+
+// add appends c, or reports false when c does not fit.
+func (b *remoteBatch) add(c notification.Change) bool {
+	if len(b.changes) >= remoteBatchMax || b.perUser[c.UserID] >= remoteBatchPerUser {
+		return false
+	}
+	if b.perUser == nil {
+		b.perUser = make(map[string]int)
+	}
+	b.changes = append(b.changes, c)
+	b.perUser[c.UserID]++
+	return true
+}
+
+// reset empties b, keeping its memory.
+func (b *remoteBatch) reset() {
+	clear(b.changes)
+	b.changes = b.changes[:0]
+	clear(b.perUser)
 }
 
 // dispatch queues c to its user's applier, waiting while that queue is full.

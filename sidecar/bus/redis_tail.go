@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"slices"
 	"strings"
 	"time"
 
@@ -77,13 +76,14 @@ func (r *Redis) tailSession(ctx context.Context, bo *backoff) error {
 		if first {
 			block, first = -1, false
 		}
+		epochAtRead := r.gate.current()
 		res, err := r.client.XRead(ctx, &redis.XReadArgs{
 			Streams: []string{r.keys.stream, cur.id.String()},
 			Count:   int64(r.opts.TailBatch),
 			Block:   block,
 		}).Result()
 		if errors.Is(err, redis.Nil) {
-			r.atStreamEnd()
+			r.atStreamEnd(epochAtRead)
 			continue
 		}
 		if err != nil {
@@ -98,15 +98,17 @@ func (r *Redis) tailSession(ctx context.Context, bo *backoff) error {
 			return err
 		}
 		if len(entries) < r.opts.TailBatch {
-			r.atStreamEnd()
+			r.atStreamEnd(epochAtRead)
 		} else {
 			r.metrics.streamLag.Set(time.Since(time.UnixMilli(int64(cur.id.ms))).Seconds())
 		}
 	}
 }
 
-// atStreamEnd records that the catch-up has read everything there is.
-func (r *Redis) atStreamEnd() {
+// atStreamEnd records that the catch-up has applied everything there was
+// when its read of the gate's epoch e began.
+func (r *Redis) atStreamEnd(e uint64) {
+	r.gate.caughtUp(e)
 	r.metrics.streamLag.Set(0)
 	if r.state.setCaughtUp() {
 		r.log.Info("caught up with the redis stream", "node_id", r.opts.NodeID)
@@ -165,14 +167,27 @@ func (r *Redis) applyEntries(
 }
 
 // applyInOrder applies changes in their order, skipping invalid ones, in
-// requests of up to remoteBatch changes that share a commit.
+// requests within remoteBatch's bounds that share a commit.
 func (r *Redis) applyInOrder(ctx context.Context, changes []notification.Change) error {
-	for batch := range slices.Chunk(changes, remoteBatch) {
-		if _, err := r.applyRemoteBatch(ctx, "stream", batch); err != nil {
+	var b remoteBatch
+	flush := func() error {
+		if len(b.changes) == 0 {
+			return nil
+		}
+		_, err := r.applyRemoteBatch(ctx, "stream", b.changes)
+		b.reset()
+		return err
+	}
+	for _, c := range changes {
+		if b.add(c) {
+			continue
+		}
+		if err := flush(); err != nil {
 			return err
 		}
+		b.add(c)
 	}
-	return nil
+	return flush()
 }
 
 // shardOf maps a user to one of n shards.

@@ -140,7 +140,15 @@ func TestReplicationRedisOutage(t *testing.T) {
 	// Shipped in order per user: the tabs see them in creation order.
 	for i, got := range [][]string{notified(t, tab), notified(t, tab2)} {
 		if !slices.Equal(got, ids) {
-			t.Fatalf("B's tab %d got the 500 out of creation order", i+1)
+			pos := map[string]int{}
+			for j, id := range ids {
+				pos[id] = j
+			}
+			var seq []int
+			for _, id := range got {
+				seq = append(seq, pos[id])
+			}
+			t.Fatalf("B's tab %d got the 500 out of creation order: %v", i+1, seq)
 		}
 	}
 	if _, _, ended := tab.CloseStatus(); ended {
