@@ -27,7 +27,7 @@ type liveAppliers struct {
 	wg     sync.WaitGroup
 }
 
-// startLiveAppliers starts n appliers that apply with r.applyRemote until
+// startLiveAppliers starts n appliers (runLiveApplier) that apply until
 // stop is called. The caller owns them: it must call stop.
 func (r *Redis) startLiveAppliers(ctx context.Context, n int) *liveAppliers {
 	la := &liveAppliers{seed: maphash.MakeSeed(), queues: make([]chan notification.Change, n)}

@@ -66,7 +66,7 @@ type RemoteResult struct {
 func (s *Store) ApplyRemoteBatch(ctx context.Context, changes []notification.Change) ([]RemoteResult, error) {
 	results := make([]RemoteResult, len(changes))
 	ids := make([][]ulid.ULID, len(changes))
-	items := 0
+	items, valid := 0, 0
 	for i := range changes {
 		var err error
 		ids[i], err = checkChange(&changes[i])
@@ -75,8 +75,9 @@ func (s *Store) ApplyRemoteBatch(ctx context.Context, changes []notification.Cha
 			continue
 		}
 		items += len(ids[i])
+		valid++
 	}
-	if !hasValid(results) {
+	if valid == 0 {
 		return results, nil
 	}
 	err := s.submit(ctx, items, func(w *wtx) error {
@@ -101,15 +102,6 @@ func (s *Store) ApplyRemoteBatch(ctx context.Context, changes []notification.Cha
 		return nil, fmt.Errorf("apply %d remote changes: %w", len(changes), err)
 	}
 	return results, nil
-}
-
-func hasValid(results []RemoteResult) bool {
-	for _, r := range results {
-		if r.Invalid == nil {
-			return true
-		}
-	}
-	return false
 }
 
 // applyRemote applies one checked change; ids are checkChange's.
